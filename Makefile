@@ -1,0 +1,30 @@
+# Set-up and everyday commands. `make demo` and `make test` create .venv when missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The shared data folder beside a checkout holds nilearn's Smith 2009 maps for offline use.
+SHARED_NILEARN_DATA := $(abspath ../shared/data/nilearn_data)
+ifneq ($(wildcard $(SHARED_NILEARN_DATA)),)
+export NILEARN_DATA ?= $(SHARED_NILEARN_DATA)
+endif
+
+.PHONY: demo test lint clean
+
+$(BIN)/nilearn-stca: setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+demo: $(BIN)/nilearn-stca
+	$(BIN)/nilearn-stca demo --out stca_demo
+
+test: $(BIN)/nilearn-stca
+	$(BIN)/python -m pytest -n 2 tests
+
+lint: $(BIN)/nilearn-stca
+	$(BIN)/ruff check nilearn_stca tests tutorials benchmarks
+	$(BIN)/ruff format --check nilearn_stca tests tutorials benchmarks
+
+clean:
+	rm -rf $(VENV) stca_demo .pytest_cache

@@ -1,0 +1,526 @@
+"""``STCADecomposition``: STCA as a nilearn-style decomposition estimator."""
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from nilearn.image import load_img
+from nilearn.maskers import MultiNiftiMasker, NiftiMapsMasker, NiftiMasker
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from ._checks import load_4d_run, pair_with_confounds, resolve_device
+from ._grid import BrainBox
+from .maps import threshold_fbn_img, zscore_maps
+from .network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
+from .windows import subject_windows, window_starts
+
+_INFERENCE_BATCH_SIZE = 4
+
+
+def _explained_variance(data, components, per_component=False):
+    """Share of the variance of ``data`` (n_samples, n_voxels) explained by ``components``."""
+    total = np.sum(data**2)
+    norms = np.linalg.norm(components, axis=1)
+    norms[norms == 0] = 1
+    unit = components / norms[:, None]
+    if per_component:
+        loadings = data @ unit.T
+        residual = [
+            np.sum((data - np.outer(loadings[:, i], unit[i])) ** 2) for i in range(len(unit))
+        ]
+        return np.maximum(0.0, 1.0 - np.array(residual) / total)
+    coef, *_ = np.linalg.lstsq(unit.T, data.T, rcond=None)
+    residual = np.sum((data - coef.T @ unit) ** 2)
+    return max(0.0, 1.0 - residual / total)
+
+
+class STCADecomposition(TransformerMixin, BaseEstimator):
+    """Spatial-temporal convolutional attention (STCA) decomposition of fMRI.
+
+    Finds dynamic functional brain networks (FBNs) as in Liu et al. (ISBI 2023): a 3D
+    convolution turns each sliding window of ``window_length`` volumes into
+    ``n_components`` feature maps, channel and spatial attention weight them, and a 3D
+    convolutional autoencoder reconstructs the window (mean squared error). The spatial
+    attention logits of a window, z-scored over the brain, are its FBN maps; voxels at
+    ``z >= threshold`` form the networks. Use it as a drop-in for
+    :class:`nilearn.decomposition.CanICA`.
+
+    Parameters
+    ----------
+    n_components : int, default=64
+        Number of attention maps (the paper's 64).
+    window_length : int, default=40
+        Volumes per sliding window (T).
+    window_stride : int, default=1
+        Volumes between consecutive windows.
+    n_epochs : int, default=1
+        Passes over all windows of all subjects. STCA learns per optimizer step, not per
+        epoch: one epoch on a 1200-scan run is 1,160 steps; on short runs (a few hundred
+        scans) raise ``n_epochs`` or ``learning_rate``, otherwise the maps stay close to
+        their random initialisation.
+    learning_rate : float, default=1e-4
+        Adam learning rate.
+    batch_size : int, default=1
+        Windows per optimizer step.
+    threshold : float, default=3.6
+        z threshold that turns maps into FBNs (:meth:`fbns_img`).
+    autoencoder_widths : tuple of 4 int, default=(32, 32, 64, 64)
+        Channel widths of the guiding autoencoder's levels (not given in the paper).
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the network runs; "auto" takes CUDA when available.
+    mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
+        Brain mask, or a masker (used as given, its own parameters kept). If None, a mask
+        is computed from the data with ``mask_strategy``.
+    smoothing_fwhm : float, default=None
+        Spatial smoothing (mm) applied by the masker.
+    standardize : {"zscore_sample", "psc", True, False, None}, default="zscore_sample"
+        Voxel-wise time-series standardisation (see :func:`nilearn.signal.clean`).
+    standardize_confounds : bool, default=True
+    detrend : bool, default=True
+    low_pass, high_pass, t_r : float, default=None
+        Temporal filtering, see :func:`nilearn.signal.clean`.
+    target_affine, target_shape : default=None
+        Resample the data (and mask) to this grid.
+    mask_strategy : str, default="epi"
+    mask_args : dict, default=None
+    memory : str or joblib.Memory, default=None
+    memory_level : int, default=0
+    n_jobs : int, default=1
+        Subjects masked in parallel.
+    verbose : int, default=0
+        0: silent; 1 or more: a progress bar over training steps and windows.
+    random_state : int, RandomState or None, default=None
+        Seeds the network's initialisation and the order of the windows. With the same
+        value on CPU, ``components_`` are identical.
+
+    Attributes
+    ----------
+    masker_ : MultiNiftiMasker
+    mask_img_ : Nifti1Image
+    network_ : STCANetwork
+        The trained network (a plain :class:`torch.nn.Module`).
+    loss_curve_ : list of float
+        Training loss (mean squared error over brain voxels) at every optimizer step.
+    n_steps_ : int
+    components_ : ndarray, shape (n_components, n_voxels)
+        Static maps: for every training window, the spatial attention logits are z-scored
+        per map over the mask; these z-maps are averaged over all windows of all subjects
+        (stride ``window_stride``), and the average is z-scored again per map.
+    components_img_ : Nifti1Image
+        ``components_`` as a 4D image.
+    maps_masker_ : NiftiMapsMasker
+        Masker used by :meth:`transform` and :meth:`inverse_transform`.
+    n_elements_ : int
+        Number of maps, i.e. of columns of :meth:`transform` (as in nilearn).
+
+    References
+    ----------
+    Liu et al., "Spatial-temporal convolutional attention for discovering and
+    characterizing functional brain networks in task fMRI" / resting-state dynamic FBNs,
+    IEEE ISBI 2023.
+    """
+
+    def __init__(
+        self,
+        n_components=64,
+        window_length=40,
+        window_stride=1,
+        n_epochs=1,
+        learning_rate=1e-4,
+        batch_size=1,
+        threshold=3.6,
+        autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
+        device="auto",
+        mask=None,
+        smoothing_fwhm=None,
+        standardize="zscore_sample",
+        standardize_confounds=True,
+        detrend=True,
+        low_pass=None,
+        high_pass=None,
+        t_r=None,
+        target_affine=None,
+        target_shape=None,
+        mask_strategy="epi",
+        mask_args=None,
+        memory=None,
+        memory_level=0,
+        n_jobs=1,
+        verbose=0,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.window_length = window_length
+        self.window_stride = window_stride
+        self.n_epochs = n_epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.autoencoder_widths = autoencoder_widths
+        self.device = device
+        self.mask = mask
+        self.smoothing_fwhm = smoothing_fwhm
+        self.standardize = standardize
+        self.standardize_confounds = standardize_confounds
+        self.detrend = detrend
+        self.low_pass = low_pass
+        self.high_pass = high_pass
+        self.t_r = t_r
+        self.target_affine = target_affine
+        self.target_shape = target_shape
+        self.mask_strategy = mask_strategy
+        self.mask_args = mask_args
+        self.memory = memory
+        self.memory_level = memory_level
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ validation
+    def _validate_params(self):
+        for name, minimum in (
+            ("n_components", 1),
+            ("window_length", 2),
+            ("window_stride", 1),
+            ("n_epochs", 1),
+            ("batch_size", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {value!r}.")
+            if value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
+        widths = tuple(self.autoencoder_widths)
+        if len(widths) != 4 or any(int(w) < 1 for w in widths):
+            raise ValueError(
+                f"autoencoder_widths must be 4 positive integers, got {self.autoencoder_widths!r}."
+            )
+        return resolve_device(self.device)
+
+    def _make_masker(self):
+        if isinstance(self.mask, (NiftiMasker, MultiNiftiMasker)):
+            return clone(self.mask)
+        return MultiNiftiMasker(
+            mask_img=self.mask,
+            smoothing_fwhm=self.smoothing_fwhm,
+            standardize=self.standardize,
+            standardize_confounds=self.standardize_confounds,
+            detrend=self.detrend,
+            low_pass=self.low_pass,
+            high_pass=self.high_pass,
+            t_r=self.t_r,
+            target_affine=self.target_affine,
+            target_shape=self.target_shape,
+            mask_strategy=self.mask_strategy,
+            mask_args=self.mask_args,
+            memory=self.memory,
+            memory_level=self.memory_level,
+            n_jobs=self.n_jobs,
+            verbose=max(0, self.verbose - 1),
+        )
+
+    def _check_same_grid(self, img):
+        """Refuse a given mask on another grid than the data unless a target grid is set."""
+        if self.mask is None or self.target_affine is not None or self.target_shape is not None:
+            return
+        mask_img = self.mask.mask_img if hasattr(self.mask, "mask_img") else self.mask
+        if mask_img is None:
+            return
+        mask_img = load_img(mask_img)
+        if mask_img.shape[:3] != img.shape[:3] or not np.allclose(mask_img.affine, img.affine):
+            raise ValueError(
+                f"mask (shape {mask_img.shape[:3]}) and imgs (shape {img.shape[:3]}) are on "
+                "different grids: resample one onto the other (nilearn.image.resample_to_img), "
+                "or set target_affine and target_shape to resample both."
+            )
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, imgs, y=None, confounds=None):
+        """Train STCA on every sliding window of every subject and compute the static maps.
+
+        Parameters
+        ----------
+        imgs : Niimg-like or list of Niimg-like
+            One 4D run per subject. Windows never cross two subjects.
+        y : None
+            Ignored, for scikit-learn compatibility.
+        confounds : list of (CSV path, ndarray, DataFrame or None), default=None
+            One entry per image, passed to :func:`nilearn.signal.clean`.
+
+        Returns
+        -------
+        self : STCADecomposition
+        """
+        del y
+        device = self._validate_params()
+        pairs = pair_with_confounds(imgs, confounds)
+        name = "imgs" if len(pairs) == 1 else "imgs[{}]"
+        loaded = [
+            load_4d_run(img, name.format(i), self.window_length)
+            for i, (img, _) in enumerate(pairs)
+        ]
+        self._check_same_grid(loaded[0])
+
+        masker = self._make_masker()
+        if getattr(masker, "mask_img", None) is None:
+            masker.fit(loaded)
+        else:
+            masker.fit()
+        runs = [
+            np.asarray(masker.transform(img, confounds=conf), dtype=np.float32)
+            for img, (_, conf) in zip(loaded, pairs, strict=True)
+        ]
+        box = BrainBox(np.asanyarray(masker.mask_img_.dataobj) > 0, SPATIAL_MULTIPLE)
+
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        rng = np.random.RandomState(seed)
+        fork_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)
+            network = STCANetwork(
+                self.window_length, self.n_components, self.autoencoder_widths
+            ).to(device)
+
+        self.masker_ = masker
+        self.mask_img_ = masker.mask_img_
+        self._box = box
+        self.network_ = network
+        self.loss_curve_ = self._train(network, runs, box, device, rng)
+        self.n_steps_ = len(self.loss_curve_)
+
+        self.components_ = self._static_maps(runs)
+        self.components_img_ = masker.inverse_transform(self.components_)
+        self.maps_masker_ = NiftiMapsMasker(
+            self.components_img_,
+            mask_img=self.mask_img_,
+            resampling_target="maps",
+            standardize=None,
+            memory=self.memory,
+            memory_level=self.memory_level,
+        ).fit()
+        return self
+
+    def _train(self, network, runs, box, device, rng):
+        pairs = subject_windows([len(run) for run in runs], self.window_length, self.window_stride)
+        optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
+        mask = box.mask_tensor(device)
+        n_brain = mask.sum()
+        steps_per_epoch = -(-len(pairs) // self.batch_size)
+        losses = []
+        network.train()
+        progress = tqdm(
+            total=steps_per_epoch * self.n_epochs,
+            desc="STCA training",
+            disable=not self.verbose,
+        )
+        for _ in range(self.n_epochs):
+            order = rng.permutation(len(pairs))
+            for first in range(0, len(order), self.batch_size):
+                batch = pairs[order[first : first + self.batch_size]]
+                windows = self._windows_tensor(runs, batch, box, device)
+                reconstruction, _ = network(windows, mask)
+                squared_error = (reconstruction - windows) ** 2 * mask
+                loss = squared_error.sum() / (n_brain * windows.shape[0] * windows.shape[1])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+                progress.update()
+                progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        progress.close()
+        network.eval()
+        return losses
+
+    def _windows_tensor(self, runs, batch, box, device):
+        """Stack the windows ``(subject, start)`` of ``batch`` into (B, T, X, Y, Z) boxes."""
+        vectors = np.stack(
+            [runs[subject][start : start + self.window_length] for subject, start in batch]
+        )
+        return box.to_box(torch.from_numpy(vectors)).to(device)
+
+    def _iter_maps(self, run, starts, desc="STCA windows"):
+        """Yield ``(start, z-maps)`` for each window start of one masked run."""
+        network = self.network_
+        device = next(network.parameters()).device
+        mask = self._box.mask_tensor(device)
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(starts), desc=desc, disable=not self.verbose) as bar,
+        ):
+            for first in range(0, len(starts), _INFERENCE_BATCH_SIZE):
+                batch_starts = starts[first : first + _INFERENCE_BATCH_SIZE]
+                batch = [(0, start) for start in batch_starts]
+                logits = network.attention_logits(
+                    self._windows_tensor([run], batch, self._box, device), mask
+                )
+                vectors = self._box.to_vectors(logits).cpu().numpy()
+                for start, maps in zip(batch_starts, vectors, strict=True):
+                    yield int(start), zscore_maps(maps).astype(np.float32)
+                bar.update(len(batch_starts))
+
+    def _static_maps(self, runs):
+        total = np.zeros((self.n_components, self._box.n_voxels))
+        n_windows = 0
+        for run in runs:
+            starts = window_starts(len(run), self.window_length, self.window_stride)
+            for _, maps in self._iter_maps(run, starts, desc="STCA static maps"):
+                total += maps
+                n_windows += 1
+        return zscore_maps(total / n_windows).astype(np.float32)
+
+    # ------------------------------------------------------------------ dynamic maps
+    def _masked_run(self, img, confounds=None):
+        check_is_fitted(self)
+        img = load_4d_run(img, "img", self.window_length)
+        return np.asarray(self.masker_.transform(img, confounds=confounds), dtype=np.float32)
+
+    def iter_window_maps(self, img, confounds=None):
+        """Yield the maps of every sliding window of one run, one window at a time.
+
+        Parameters
+        ----------
+        img : Niimg-like
+            One 4D run, on the fitted mask's grid (or resampled to it by ``masker_``).
+        confounds : CSV path, ndarray, DataFrame or None, default=None
+
+        Yields
+        ------
+        start_scan : int
+            First scan of the window.
+        maps : ndarray of float32, shape (n_components, n_voxels)
+            Spatial attention logits of the window, z-scored per map over the mask.
+            Only one small batch of windows is held at a time, so memory does not grow with
+            the number of windows; use ``masker_.inverse_transform(maps)`` for an image.
+        """
+        run = self._masked_run(img, confounds)
+        starts = window_starts(len(run), self.window_length, self.window_stride)
+        yield from self._iter_maps(run, starts)
+
+    def window_maps_img(self, img, start_scan, confounds=None):
+        """The z-scored maps of the window starting at ``start_scan``, as a 4D image."""
+        run = self._masked_run(img, confounds)
+        last = len(run) - self.window_length
+        if isinstance(start_scan, bool) or not isinstance(start_scan, (int, np.integer)):
+            raise TypeError(f"start_scan must be an integer, got {start_scan!r}.")
+        if not 0 <= start_scan <= last:
+            raise ValueError(
+                f"start_scan={start_scan} is outside the run: a window of {self.window_length} "
+                f"scans must start between 0 and {last}."
+            )
+        ((_, maps),) = self._iter_maps(run, [int(start_scan)])
+        return self.masker_.inverse_transform(maps)
+
+    def fbns_img(self, img=None, start_scan=None, confounds=None):
+        """Binary FBNs (z >= ``threshold``): static if no image is given, else one window's."""
+        check_is_fitted(self)
+        if img is None:
+            return threshold_fbn_img(self.components_img_, self.threshold)
+        if start_scan is None:
+            raise ValueError("start_scan is required with img: which window's FBNs to return.")
+        return threshold_fbn_img(self.window_maps_img(img, start_scan, confounds), self.threshold)
+
+    # ------------------------------------------------------------------ nilearn decomposition API
+    @property
+    def n_elements_(self):
+        check_is_fitted(self)
+        return self.maps_masker_.n_elements_
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "components_")
+
+    def transform(self, imgs, confounds=None):
+        """Project each run on the static maps (least squares), as nilearn's decompositions.
+
+        Returns
+        -------
+        loadings : list of ndarray, shape (n_scans, n_components) each
+        """
+        check_is_fitted(self)
+        return [
+            self.maps_masker_.transform(img, confounds=conf)
+            for img, conf in pair_with_confounds(imgs, confounds)
+        ]
+
+    def inverse_transform(self, loadings):
+        """Images ``loadings @ components_`` for each list entry (n_scans, n_components)."""
+        check_is_fitted(self)
+        if not isinstance(loadings, list):
+            raise TypeError(
+                f"loadings must be a list of numpy arrays, got {type(loadings).__name__}."
+            )
+        return [self.maps_masker_.inverse_transform(loading) for loading in loadings]
+
+    def score(self, imgs, y=None, confounds=None, per_component=False):
+        """Share of the variance of the masked, cleaned data explained by ``components_``.
+
+        Returns
+        -------
+        score : float, or ndarray of shape (n_components,) if ``per_component``
+        """
+        del y
+        check_is_fitted(self)
+        data = np.vstack(
+            [
+                self.masker_.transform(img, confounds=conf)
+                for img, conf in pair_with_confounds(imgs, confounds)
+            ]
+        )
+        return _explained_variance(data, self.components_, per_component=per_component)
+
+    # ------------------------------------------------------------------ persistence
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        network = state.pop("network_", None)
+        if network is not None:
+            state["_network_config"] = dict(network.config)
+            state["_network_state"] = {
+                key: value.detach().cpu() for key, value in network.state_dict().items()
+            }
+        return state
+
+    def __setstate__(self, state):
+        config = state.pop("_network_config", None)
+        weights = state.pop("_network_state", None)
+        self.__dict__.update(state)
+        if config is not None:
+            network = STCANetwork(**config)
+            network.load_state_dict(weights)
+            self.network_ = network.eval()
+
+    def save(self, path):
+        """Write the fitted estimator to ``path`` (a pickle whose network tensors are on CPU).
+
+        The file is written next to ``path`` first and renamed, so no partial file is left.
+        Only load files you trust: loading a pickle can run code.
+        """
+        check_is_fitted(self)
+        path = Path(path)
+        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                pickle.dump(self, stream, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read an estimator written by :meth:`save`; its network is on CPU.
+
+        Move it with ``est.network_.to("cuda")`` if wanted.
+        """
+        with open(path, "rb") as stream:
+            estimator = pickle.load(stream)
+        if not isinstance(estimator, cls):
+            raise TypeError(f"{path} holds a {type(estimator).__name__}, not a {cls.__name__}.")
+        return estimator

@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+#: The shared nilearn data folder that sits beside a checkout (absent for most users).
+SHARED_NILEARN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nilearn_data"
+
+if "NILEARN_DATA" not in os.environ and SHARED_NILEARN_DATA.is_dir():
+    os.environ["NILEARN_DATA"] = str(SHARED_NILEARN_DATA)
+
+
+@pytest.fixture(scope="session")
+def tiny_run():
+    """A 12x12x12 run of 50 scans (4 mm voxels) with a cube mask: shapes and plumbing only."""
+    rng = np.random.RandomState(0)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    data = (100 + rng.randn(12, 12, 12, 50)).astype(np.float32)
+    mask = np.zeros((12, 12, 12), np.uint8)
+    mask[1:11, 2:11, 1:10] = 1
+    return nib.Nifti1Image(data, affine), nib.Nifti1Image(mask, affine)

@@ -1,0 +1,207 @@
+import pickle
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from nilearn.maskers import NiftiMasker
+from nilearn.masking import apply_mask
+from sklearn.base import clone
+
+from nilearn_stca import STCADecomposition
+from nilearn_stca.maps import zscore_maps
+
+SMALL = dict(
+    n_components=3,
+    window_length=10,
+    window_stride=5,
+    autoencoder_widths=(4, 4, 8, 8),
+    device="cpu",
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_run):
+    img, mask = tiny_run
+    return STCADecomposition(mask=mask, **SMALL).fit(img)
+
+
+def test_fitted_attributes(fitted, tiny_run):
+    img, mask = tiny_run
+    n_voxels = int(mask.get_fdata().sum())
+    assert fitted.components_.shape == (3, n_voxels)
+    assert fitted.components_img_.shape == (12, 12, 12, 3)
+    assert fitted.n_elements_ == 3  # as in nilearn: the columns of transform()
+    assert fitted.n_steps_ == len(fitted.loss_curve_) == 9  # starts 0, 5, ..., 40
+    assert np.isfinite(fitted.loss_curve_).all()
+    np.testing.assert_allclose(fitted.components_.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(fitted.components_.std(axis=1), 1, atol=1e-4)
+    np.testing.assert_array_equal(fitted.mask_img_.get_fdata(), mask.get_fdata())
+
+
+def test_components_are_the_mean_of_window_z_maps(fitted, tiny_run):
+    img, _ = tiny_run
+    windows = list(fitted.iter_window_maps(img))
+    assert [start for start, _ in windows] == list(range(0, 41, 5))
+    expected = zscore_maps(np.mean([maps for _, maps in windows], axis=0))
+    np.testing.assert_allclose(fitted.components_, expected, atol=1e-5)
+
+
+def test_window_maps(fitted, tiny_run):
+    img, mask = tiny_run
+    maps = dict(fitted.iter_window_maps(img))
+    one = fitted.window_maps_img(img, 15)
+    assert one.shape == (12, 12, 12, 3)
+    np.testing.assert_allclose(apply_mask(one, mask), maps[15], atol=1e-5)
+    np.testing.assert_allclose(maps[15].mean(axis=1), 0, atol=1e-5)
+    # A window start between two strided windows is fine too; the last start is 40.
+    assert fitted.window_maps_img(img, 40).shape == (12, 12, 12, 3)
+    with pytest.raises(ValueError, match="start_scan=41"):
+        fitted.window_maps_img(img, 41)
+    fbns = fitted.fbns_img(img, 15).get_fdata()
+    np.testing.assert_array_equal(fbns.reshape(-1, 3)[mask.get_fdata().ravel() > 0].T,
+                                  maps[15] >= fitted.threshold)
+    assert set(np.unique(fitted.fbns_img().get_fdata())) <= {0, 1}
+
+
+def test_transform_inverse_transform_score(fitted, tiny_run):
+    img, _ = tiny_run
+    (loadings,) = fitted.transform(img)
+    assert loadings.shape == (50, 3)
+    (back,) = fitted.inverse_transform([loadings])
+    assert back.shape == (12, 12, 12, 50)
+    assert 0 <= fitted.score(img) <= 1
+    per_component = fitted.score([img, img], per_component=True)
+    assert per_component.shape == (3,)
+    with pytest.raises(TypeError, match="loadings must be a list"):
+        fitted.inverse_transform(loadings)
+
+
+def test_same_random_state_gives_identical_components(fitted, tiny_run):
+    img, mask = tiny_run
+    again = STCADecomposition(mask=mask, **SMALL).fit(img)
+    np.testing.assert_array_equal(again.components_, fitted.components_)
+    assert again.loss_curve_ == fitted.loss_curve_
+    other = STCADecomposition(mask=mask, **{**SMALL, "random_state": 1}).fit(img)
+    assert not np.array_equal(other.components_, fitted.components_)
+
+
+def test_pickle_save_load_give_equal_outputs(fitted, tiny_run, tmp_path):
+    img, _ = tiny_run
+    reference = fitted.window_maps_img(img, 5).get_fdata()
+    unpickled = pickle.loads(pickle.dumps(fitted))
+    path = fitted.save(tmp_path / "stca.pkl")
+    loaded = STCADecomposition.load(path)
+    for copy in (unpickled, loaded):
+        assert next(copy.network_.parameters()).device.type == "cpu"
+        np.testing.assert_array_equal(copy.components_, fitted.components_)
+        np.testing.assert_array_equal(copy.window_maps_img(img, 5).get_fdata(), reference)
+    assert [p.name for p in tmp_path.iterdir()] == ["stca.pkl"]
+    with pytest.raises(TypeError, match="not a STCADecomposition"):
+        pickle.dump({"not": "a model"}, open(tmp_path / "other.pkl", "wb"))
+        STCADecomposition.load(tmp_path / "other.pkl")
+
+
+def test_clone_and_params():
+    est = STCADecomposition(n_components=7, window_length=12)
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    copy.set_params(n_components=3)
+    assert copy.n_components == 3 and est.n_components == 7
+    defaults = STCADecomposition()
+    assert (defaults.n_components, defaults.window_length, defaults.window_stride) == (64, 40, 1)
+    assert (defaults.n_epochs, defaults.learning_rate, defaults.batch_size) == (1, 1e-4, 1)
+    assert (defaults.threshold, defaults.device) == (3.6, "auto")
+
+
+def test_list_of_subjects_and_masker_as_mask(tiny_run):
+    img, mask = tiny_run
+    short = nib.Nifti1Image(img.get_fdata()[..., :25].astype(np.float32), img.affine)
+    est = STCADecomposition(mask=NiftiMasker(mask_img=mask, standardize="zscore_sample"),
+                            **{**SMALL, "window_stride": 3})
+    est.fit([img, short])
+    # 14 windows in the first run (0..39 by 3) and 6 in the second (0..15 by 3).
+    assert est.n_steps_ == 14 + 6
+
+
+def test_batches_and_epochs(tiny_run):
+    img, mask = tiny_run
+    est = STCADecomposition(mask=mask, **{**SMALL, "batch_size": 4, "n_epochs": 2}).fit(img)
+    assert est.n_steps_ == 2 * 3  # 9 windows in batches of 4 -> 3 steps per epoch
+
+
+def test_mask_computed_from_data(tiny_run):
+    img, _ = tiny_run
+    est = STCADecomposition(**{**SMALL, "mask_strategy": "background"}).fit(img)
+    assert est.mask_img_.shape == (12, 12, 12)
+    assert est.components_.shape[1] == int(est.mask_img_.get_fdata().sum())
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"n_components": 0}, ValueError, "n_components must be >= 1"),
+        ({"n_components": 2.5}, TypeError, "n_components must be an integer"),
+        ({"window_stride": 0}, ValueError, "window_stride must be >= 1"),
+        ({"window_length": 1}, ValueError, "window_length must be >= 2"),
+        ({"n_epochs": 0}, ValueError, "n_epochs must be >= 1"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"learning_rate": 0}, ValueError, "learning_rate must be > 0"),
+        ({"autoencoder_widths": (4, 4)}, ValueError, "autoencoder_widths"),
+        ({"device": "tpu"}, ValueError, "Unknown device='tpu'"),
+        ({"device": "banana"}, ValueError, "Unknown device='banana'"),
+    ],
+)
+def test_bad_parameters(tiny_run, params, error, match):
+    img, mask = tiny_run
+    with pytest.raises(error, match=match):
+        STCADecomposition(mask=mask, **{**SMALL, **params}).fit(img)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_cuda_requested_without_cuda(tiny_run):
+    img, mask = tiny_run
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        STCADecomposition(mask=mask, **{**SMALL, "device": "cuda"}).fit(img)
+
+
+def test_bad_images(tiny_run):
+    img, mask = tiny_run
+    est = STCADecomposition(mask=mask, **SMALL)
+    volume = nib.Nifti1Image(img.get_fdata()[..., 0], img.affine)
+    with pytest.raises(ValueError, match="imgs is a 3D image"):
+        est.fit(volume)
+    with pytest.raises(ValueError, match=r"imgs\[1\] has 9 scans, fewer than window_length=10"):
+        est.fit([img, nib.Nifti1Image(img.get_fdata()[..., :9], img.affine)])
+    data = img.get_fdata()
+    data[3, 3, 3, 7] = np.nan
+    with pytest.raises(ValueError, match="imgs contains NaN or infinite"):
+        est.fit(nib.Nifti1Image(data, img.affine))
+    data[3, 3, 3, 7] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        est.fit(nib.Nifti1Image(data, img.affine))
+    with pytest.raises(ValueError, match="empty list"):
+        est.fit([])
+    with pytest.raises(ValueError, match="confounds has 2 entries for 1 images"):
+        est.fit(img, confounds=[None, None])
+
+
+def test_mask_on_another_grid(tiny_run):
+    img, mask = tiny_run
+    other = nib.Nifti1Image(np.ones((10, 10, 10), np.float32), np.diag([5.0, 5.0, 5.0, 1.0]))
+    with pytest.raises(ValueError, match="different grids.*target_affine"):
+        STCADecomposition(mask=other, **SMALL).fit(img)
+    # With a target grid the mask and the data are both resampled: no error.
+    est = STCADecomposition(
+        mask=other, target_affine=other.affine, target_shape=(10, 10, 10), **SMALL
+    ).fit(img)
+    assert est.components_img_.shape == (10, 10, 10, 3)
+
+
+def test_not_fitted(tiny_run):
+    from sklearn.exceptions import NotFittedError
+
+    img, _ = tiny_run
+    with pytest.raises(NotFittedError):
+        next(STCADecomposition().iter_window_maps(img))

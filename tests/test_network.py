@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from nilearn_stca.network import STCABlock, STCANetwork
+
+
+@pytest.fixture
+def windows():
+    torch.manual_seed(0)
+    return torch.randn(2, 6, 16, 16, 32)
+
+
+def test_shapes(windows):
+    net = STCANetwork(window_length=6, n_components=5, autoencoder_widths=(4, 4, 8, 8))
+    reconstruction, logits = net(windows)
+    assert reconstruction.shape == windows.shape
+    assert logits.shape == (2, 5, 16, 16, 32)
+    assert net.attention_logits(windows).shape == (2, 5, 16, 16, 32)
+
+
+def test_attention_logits_match_full_forward(windows):
+    net = STCANetwork(6, 5, (4, 4, 8, 8)).eval()
+    mask = (torch.rand(16, 16, 32) > 0.3).float()
+    with torch.no_grad():
+        _, logits = net(windows, mask)
+        torch.testing.assert_close(net.attention_logits(windows, mask), logits, rtol=0, atol=0)
+
+
+def test_block_follows_the_paper_equations(windows):
+    block = STCABlock(6, 8).eval()
+    gelu = torch.nn.functional.gelu
+    with torch.no_grad():
+        f = gelu(block.embed(windows))
+        gap = f.mean(dim=(2, 3, 4))
+        ca = torch.sigmoid(
+            block.channel_fc3(gelu(block.channel_fc2(gelu(block.channel_fc1(gap)))))
+        )
+        f1 = f * ca[:, :, None, None, None]
+        sa = block.spatial_conv2(gelu(block.spatial_conv1(f1)))
+        out, logits = block(windows)
+    torch.testing.assert_close(logits, sa)
+    torch.testing.assert_close(out, f1 * torch.sigmoid(sa))
+    assert block.channel_fc1.out_features == 2  # C -> C/4 -> C/4 -> C
+    assert block.channel_fc2.out_features == 2
+    assert block.embed.kernel_size == (7, 7, 7)
+    assert block.spatial_conv1.kernel_size == (7, 7, 7)
+    assert block.spatial_conv2.kernel_size == (3, 3, 3)
+
+
+def test_gradient_reaches_every_layer(windows):
+    net = STCANetwork(6, 4, (4, 4, 8, 8))
+    mask = torch.ones(16, 16, 32)
+    reconstruction, _ = net(windows, mask)
+    ((reconstruction - windows) ** 2).mean().backward()
+    for name, parameter in net.named_parameters():
+        assert parameter.grad is not None, name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_masked_logits_do_not_depend_on_surrounding_space():
+    """A brain padded with more empty space gives the same attention logits inside it."""
+    torch.manual_seed(1)
+    block = STCABlock(4, 3).eval()
+    brain = torch.zeros(16, 16, 16)
+    brain[3:13, 4:12, 2:14] = 1
+    x = torch.randn(1, 4, 16, 16, 16) * brain
+    big_mask = torch.zeros(32, 32, 32)
+    big_mask[8:24, 8:24, 8:24] = brain
+    big_x = torch.zeros(1, 4, 32, 32, 32)
+    big_x[..., 8:24, 8:24, 8:24] = x
+    with torch.no_grad():
+        _, small = block(x, brain)
+        _, big = block(big_x, big_mask)
+    torch.testing.assert_close(big[..., 8:24, 8:24, 8:24], small, rtol=0, atol=1e-5)
