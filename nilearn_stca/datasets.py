@@ -1,0 +1,630 @@
+"""Simulated resting-state fMRI with known, time-varying functional networks.
+
+The data produced here serve as ground truth to evaluate dynamic brain
+network decompositions (STCA) and static baselines (ICA, dictionary
+learning): the spatial maps, the network time courses and the periods
+during which each network is active are all returned with the images.
+"""
+
+import numbers
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.affines import apply_affine, voxel_sizes
+from nilearn.datasets import (
+    fetch_atlas_smith_2009,
+    get_data_dirs,
+    load_mni152_brain_mask,
+)
+from nilearn.glm.first_level import spm_hrf
+from nilearn.image import check_niimg_4d, index_img, resample_img, resample_to_img
+from nilearn.masking import load_mask_img
+from nilearn.signal import butterworth
+from scipy.ndimage import convolve1d, distance_transform_edt, gaussian_filter
+from scipy.signal import lfilter
+from sklearn.utils import Bunch, check_random_state
+
+__all__ = ["SMITH2009_RSN10_NAMES", "simulate_dynamic_rsfmri"]
+
+#: Names of the 10 resting-state networks of Smith et al. (2009), in the
+#: order of the maps of ``PNAS_Smith09_rsn10.nii.gz``.
+SMITH2009_RSN10_NAMES = (
+    "medial visual",
+    "occipital pole visual",
+    "lateral visual",
+    "default mode",
+    "cerebellum",
+    "sensorimotor",
+    "auditory",
+    "executive control",
+    "right frontoparietal",
+    "left frontoparietal",
+)
+
+_SMITH2009_FILE = Path("smith_2009") / "PNAS_Smith09_rsn10.nii.gz"
+# With networks="auto", the Smith maps are used only if the mask holds at
+# least this fraction of each of them (e.g. not for a small region of interest).
+_MIN_AUTO_COVERAGE = 0.5
+_NETWORK_SOURCES = ("auto", "smith2009", "procedural")
+
+# Ground-truth maps.
+_MAP_THRESHOLD = 0.05  # map values below this are set to 0
+_CORE_THRESHOLD = 0.5  # voxels where a map reaches this define the SNR
+# Procedural blob FWHM, as a fraction of the cubic root of the mask volume:
+# 15-25 mm for the MNI152 brain mask.
+_BLOB_FWHM_FRACTION = (0.12, 0.2)
+_MIN_BLOB_FWHM_VOXELS = 2.0
+_N_CANDIDATE_CENTRES = 30
+
+# Time courses.
+_NEURAL_BAND_HZ = (0.01, 0.1)
+_MAX_T_R = 20.0
+_MIN_NEURAL_SCANS = 256
+
+# On/off envelopes. Durations are in scans for a run of
+# _ENVELOPE_REFERENCE_SCANS scans and shrink proportionally for shorter runs.
+_ENVELOPE_REFERENCE_SCANS = 300
+_ON_SCANS = (40, 120)
+_OFF_SCANS = (30, 90)
+_RAMP_SCANS = 10
+_ON_FRACTION_RANGE = (0.3, 0.8)
+_MAX_ENVELOPE_DRAWS = 1000
+
+# Voxel signal and noise.
+_BASELINE = 100.0
+_NOISE_FWHM_VOXELS = 1.5
+_NOISE_AR_COEF = 0.3
+_DRIFT_STD = 0.3  # relative to the standard deviation of the AR(1) noise
+_CHUNK_VOXELS = 2**23  # noise volumes are generated ~32 MB (float32) at a time
+
+
+def simulate_dynamic_rsfmri(
+    n_subjects=1,
+    n_scans=300,
+    networks="auto",
+    n_networks=10,
+    resolution=4,
+    t_r=0.72,
+    snr=1.0,
+    mask_img=None,
+    random_state=0,
+):
+    """Simulate resting-state fMRI with known, time-varying networks.
+
+    Each subject's data are the sum of a constant baseline, of a set of
+    spatial network maps (shared by all subjects) modulated by their time
+    courses, and of structured noise. Each network fades in and out over
+    tens of scans, so that the set of active networks changes along the
+    run, as in dynamic functional connectivity studies.
+
+    Parameters
+    ----------
+    n_subjects : :obj:`int`, default=1
+        Number of subjects to simulate.
+
+    n_scans : :obj:`int`, default=300
+        Number of volumes per subject. Must be at least 2.
+
+    networks : {"auto", "smith2009", "procedural"} or Niimg-like object, \
+            default="auto"
+        Source of the ground-truth spatial maps:
+
+        - ``"smith2009"``: the 10 resting-state networks of Smith et al.
+          (2009) [1]_, read from nilearn's data directory
+          (see :func:`nilearn.datasets.get_data_dirs`). They are never
+          downloaded here: run
+          :func:`nilearn.datasets.fetch_atlas_smith_2009` once with internet
+          access, or point the ``NILEARN_DATA`` environment variable to a
+          folder containing ``smith_2009/PNAS_Smith09_rsn10.nii.gz``.
+        - ``"procedural"``: smooth networks made of 2 or 3 Gaussian blobs
+          (a pair symmetric about the mid-sagittal plane of the mask, plus
+          sometimes a medial blob), spread over the mask to limit overlap.
+          No file is needed.
+        - ``"auto"``: ``"smith2009"`` if its file is on disk,
+          ``n_networks <= 10`` and the mask holds at least half of each map
+          (a whole-brain mask does, a small region of interest does not),
+          else ``"procedural"``.
+        - a 4D Niimg-like object: one user-supplied map per volume,
+          resampled to the output grid.
+
+    n_networks : :obj:`int`, default=10
+        Number of networks. With ``"smith2009"`` it must be at most 10 and
+        the first ``n_networks`` maps are used. Ignored when ``networks`` is
+        an image: all its maps are used.
+
+    resolution : :obj:`int`, default=4
+        Voxel size, in mm, of the output grid: that of
+        :func:`nilearn.datasets.load_mni152_brain_mask` at this resolution
+        (50 x 59 x 48 voxels at 4 mm). Ignored if ``mask_img`` is given.
+
+    t_r : :obj:`float`, default=0.72
+        Repetition time, in seconds. At most 20 s, so that the canonical
+        HRF (32 s long) spans at least two scans.
+
+    snr : :obj:`float`, default=1.0
+        Ratio of the standard deviation of the network signal to that of the
+        noise in network voxels. See Notes for the exact definition.
+
+    mask_img : Niimg-like object or None, default=None
+        Binary brain mask defining the output grid and the voxels that
+        contain signal. If None, the MNI152 brain mask at ``resolution`` is
+        used.
+
+    random_state : :obj:`int`, :class:`numpy.random.RandomState` or None, \
+            default=0
+        Seed or generator controlling all random draws.
+
+    Returns
+    -------
+    data : :obj:`sklearn.utils.Bunch`
+        Dictionary-like object with the keys:
+
+        - ``func``: :obj:`list` of 4D :class:`nibabel.nifti1.Nifti1Image`
+          (float32), one per subject. Voxels outside the mask are 0.
+        - ``mask_img``: 3D :class:`nibabel.nifti1.Nifti1Image` (uint8), the
+          brain mask, on the same grid.
+        - ``maps_img``: 4D :class:`nibabel.nifti1.Nifti1Image` (float32) of
+          shape ``(X, Y, Z, n_networks)``, the ground-truth maps:
+          non-negative, each with a maximum of 1, values below 0.05 set to 0
+          and zero outside the mask.
+        - ``timecourses``: :obj:`list` of :class:`numpy.ndarray` of shape
+          ``(n_scans, n_networks)``, one per subject: the network time
+          courses before the on/off envelopes are applied (band-limited
+          noise convolved with the SPM canonical HRF, standardized to zero
+          mean and unit variance).
+        - ``amplitudes``: :obj:`list` of :class:`numpy.ndarray` of shape
+          ``(n_scans, n_networks)``, one per subject: the on/off envelopes,
+          in [0, 1].
+        - ``network_names``: :obj:`list` of :obj:`str`.
+        - ``networks``: :obj:`str`, the source of the maps actually used:
+          ``"smith2009"``, ``"procedural"`` or ``"custom"``.
+        - ``t_r``: :obj:`float`, the repetition time in seconds.
+        - ``description``: :obj:`str`, a summary of the simulation.
+
+    Notes
+    -----
+    For subject :math:`s`, voxel :math:`v` in the mask and scan :math:`t`:
+
+    .. math::
+
+        y_s(v, t) = 100 + c_s \\sum_k a_{s,k}(t) x_{s,k}(t) m_k(v)
+        + n_s(v, t)
+
+    where :math:`m_k` are the maps (``maps_img``), :math:`x_{s,k}` the time
+    courses (``timecourses``), :math:`a_{s,k}` the envelopes
+    (``amplitudes``) and :math:`n_s` the noise: Gaussian noise smoothed in
+    space (FWHM 1.5 voxels), AR(1) in time (coefficient 0.3), plus a slow
+    drift (a random linear trend and half-period cosine per voxel).
+
+    Each envelope alternates "on" (40 to 120 scans) and "off" (30 to 90
+    scans) periods of random durations, starts at a random phase and
+    switches with raised-cosine ramps of 10 scans; these durations shrink
+    proportionally for runs shorter than 300 scans. Envelopes are redrawn
+    until the network is on (amplitude > 0.5) during 30 % to 80 % of the
+    run, which is always achieved in practice.
+
+    The scale :math:`c_s` is set so that, over the set :math:`V` of voxels
+    where at least one map is at least 0.5,
+
+    .. math::
+
+        \\mathrm{snr} = \\sqrt{\\frac{\\sum_{v \\in V}
+        \\mathrm{Var}_t[c_s \\sum_k a_{s,k}(t) x_{s,k}(t) m_k(v)]}
+        {\\sum_{v \\in V} \\mathrm{Var}_t[n_s(v, t)]}}
+
+    with :math:`\\mathrm{Var}_t` the (biased) variance over the scans of
+    the run. This holds exactly for every subject.
+
+    References
+    ----------
+    .. [1] S. M. Smith, P. T. Fox, K. L. Miller, et al., "Correspondence of
+       the brain's functional architecture during activation and rest",
+       PNAS 106(31), 13040-13045, 2009.
+
+    Examples
+    --------
+    >>> from nilearn_stca.datasets import simulate_dynamic_rsfmri
+    >>> data = simulate_dynamic_rsfmri(
+    ...     n_scans=100, networks="procedural", resolution=8
+    ... )
+    >>> data.func[0].shape
+    (26, 30, 25, 100)
+    >>> data.maps_img.shape
+    (26, 30, 25, 10)
+    """
+    _check_positive_int(n_subjects, "n_subjects")
+    _check_positive_int(n_scans, "n_scans", minimum=2)
+    _check_positive_int(n_networks, "n_networks")
+    _check_positive_int(resolution, "resolution")
+    _check_positive_number(t_r, "t_r")
+    if t_r > _MAX_T_R:
+        raise ValueError(
+            f"t_r must be at most {_MAX_T_R:g} s, so that the 32 s canonical HRF spans "
+            f"at least two scans; got {t_r!r}."
+        )
+    _check_positive_number(snr, "snr")
+    networks = _check_networks(networks)
+
+    rng = check_random_state(random_state)
+    # One seed per independent part, so that subject i is the same whatever
+    # n_subjects and whatever the source of the maps.
+    maps_seed, *subject_seeds = rng.randint(np.iinfo(np.int32).max, size=n_subjects + 1)
+
+    mask, affine = _load_grid(mask_img, resolution)
+    maps, network_names, source = _network_maps(
+        networks, n_networks, mask, affine, np.random.default_rng(maps_seed)
+    )
+    core_voxels = maps.max(axis=0) >= _CORE_THRESHOLD
+
+    hrf = spm_hrf(t_r, oversampling=1)
+    func, timecourses, amplitudes = [], [], []
+    for seed in subject_seeds:
+        subject_rng = np.random.default_rng(seed)
+        subject_timecourses = _simulate_timecourses(n_scans, len(maps), t_r, hrf, subject_rng)
+        subject_amplitudes = np.column_stack(
+            [_simulate_envelope(n_scans, subject_rng) for _ in maps]
+        )
+        masked_data = _simulate_noise(n_scans, mask, subject_rng)
+        _add_network_signal(
+            masked_data,
+            subject_amplitudes * subject_timecourses,
+            maps,
+            snr,
+            core_voxels,
+        )
+        masked_data += _BASELINE
+        func.append(_unmask_timeseries(masked_data, mask, affine, t_r))
+        timecourses.append(subject_timecourses)
+        amplitudes.append(subject_amplitudes)
+
+    maps_img = _unmask_maps(maps, mask, affine)
+    description = _describe(
+        n_subjects, n_scans, t_r, snr, random_state, len(maps), source, mask, affine
+    )
+    return Bunch(
+        func=func,
+        mask_img=nib.Nifti1Image(mask.astype(np.uint8), affine),
+        maps_img=maps_img,
+        timecourses=timecourses,
+        amplitudes=amplitudes,
+        network_names=network_names,
+        networks=source,
+        t_r=float(t_r),
+        description=description,
+    )
+
+
+def _describe(n_subjects, n_scans, t_r, snr, random_state, n_networks, source, mask, affine):
+    grid = "x".join(map(str, mask.shape))
+    voxel_mm = "x".join(f"{size:g}" for size in voxel_sizes(affine))
+    description = (
+        f"Simulated resting-state fMRI with {n_networks} {source} networks that switch on "
+        f"and off over time: {n_subjects} subject(s) x {n_scans} scans, TR = {t_r} s, "
+        f"{grid} grid of {voxel_mm} mm voxels ({int(mask.sum())} in the mask), snr = {snr} "
+        f"(std of network signal / std of noise where a map is >= {_CORE_THRESHOLD})"
+    )
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        description += f", random_state = {random_state}"
+    return description + "."
+
+
+def _check_positive_int(value, name, minimum=1):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _check_positive_number(value, name):
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not np.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+
+
+def _check_networks(networks):
+    """Return the networks option, or the user maps as a 4D image."""
+    if isinstance(networks, str) and networks in _NETWORK_SOURCES:
+        return networks
+    if isinstance(networks, (str, Path)) and not Path(networks).is_file():
+        raise ValueError(
+            f"networks must be one of {_NETWORK_SOURCES} or a 4D Niimg-like "
+            f"object of network maps, got {networks!r}."
+        )
+    return check_niimg_4d(networks)
+
+
+def _load_grid(mask_img, resolution):
+    """Return the boolean mask array and the affine of the output grid."""
+    if mask_img is None:
+        mask_img = load_mni152_brain_mask(resolution=resolution)
+    return load_mask_img(mask_img)
+
+
+def _network_maps(networks, n_networks, mask, affine, rng):
+    """Return the masked maps (n_networks, n_voxels), names and source."""
+    if not isinstance(networks, str):
+        maps = _resample_to_mask(networks, mask, affine)
+        _check_no_empty_map(maps, "the maps given in networks")
+        names = [f"network_{k + 1}" for k in range(len(maps))]
+        return maps, names, "custom"
+
+    smith_names = list(SMITH2009_RSN10_NAMES[:n_networks])
+    if networks == "smith2009":
+        if n_networks > len(SMITH2009_RSN10_NAMES):
+            raise ValueError(
+                f"n_networks must be at most {len(SMITH2009_RSN10_NAMES)} with "
+                f"networks='smith2009', got {n_networks}. Use networks='procedural' "
+                "for more networks."
+            )
+        data_dir = _find_smith2009_data_dir()
+        if data_dir is None:
+            raise ValueError(
+                f"networks='smith2009' requires the Smith 2009 maps, but {_SMITH2009_FILE} "
+                f"was not found in any nilearn data directory ({get_data_dirs()}). Set the "
+                "NILEARN_DATA environment variable to a folder containing it, run "
+                "nilearn.datasets.fetch_atlas_smith_2009() once with internet access, or "
+                "use networks='procedural'."
+            )
+        maps = _resample_to_mask(_load_smith2009_img(data_dir, n_networks), mask, affine)
+        _check_no_empty_map(maps, "the Smith 2009 maps")
+        return maps, smith_names, "smith2009"
+
+    if networks == "auto" and n_networks <= len(SMITH2009_RSN10_NAMES):
+        data_dir = _find_smith2009_data_dir()
+        if data_dir is not None:
+            maps_img = _load_smith2009_img(data_dir, n_networks)
+            if _mask_coverage(maps_img, mask, affine).min() >= _MIN_AUTO_COVERAGE:
+                return _resample_to_mask(maps_img, mask, affine), smith_names, "smith2009"
+
+    maps = _procedural_maps(n_networks, mask, affine, rng)
+    names = [f"network_{k + 1}" for k in range(n_networks)]
+    return maps, names, "procedural"
+
+
+def _find_smith2009_data_dir():
+    """Return the nilearn data directory holding the Smith 2009 maps.
+
+    Returns None if no directory has them, so that nothing is downloaded.
+    """
+    for data_dir in get_data_dirs():
+        if (Path(data_dir) / _SMITH2009_FILE).is_file():
+            return data_dir
+    return None
+
+
+def _load_smith2009_img(data_dir, n_networks):
+    atlas = fetch_atlas_smith_2009(data_dir=data_dir, resting=True, dimension=10, verbose=0)
+    return index_img(atlas.maps, slice(0, n_networks))
+
+
+def _mask_coverage(maps_img, mask, affine):
+    """Fraction of the positive part of each map that lies inside the mask.
+
+    Computed on the grid of the maps, so that a mask whose field of view
+    misses part of the maps does not count as covering them.
+    """
+    mask_on_maps = resample_img(
+        nib.Nifti1Image(mask.astype(np.uint8), affine),
+        target_affine=maps_img.affine,
+        target_shape=maps_img.shape[:3],
+        interpolation="nearest",
+    )
+    maps = np.clip(maps_img.get_fdata(dtype=np.float32), 0, None)
+    inside = maps[mask_on_maps.get_fdata() > 0].sum(axis=0)
+    return inside / maps.reshape(-1, maps.shape[-1]).sum(axis=0)
+
+
+def _resample_to_mask(maps_img, mask, affine):
+    """Resample maps to the grid and clean them, see `_normalize_maps`."""
+    target = nib.Nifti1Image(mask.astype(np.uint8), affine)
+    resampled = resample_to_img(maps_img, target, interpolation="continuous")
+    return _normalize_maps(resampled.get_fdata(dtype=np.float32)[mask].T)
+
+
+def _normalize_maps(maps):
+    """Keep the positive part, scale each map to a max of 1, zero tails.
+
+    Maps that are zero everywhere are left unchanged.
+    """
+    maps = np.clip(maps, 0, None).astype(np.float32)
+    peaks = maps.max(axis=1, keepdims=True)
+    np.divide(maps, peaks, out=maps, where=peaks > 0)
+    maps[maps < _MAP_THRESHOLD] = 0
+    return maps
+
+
+def _check_no_empty_map(maps, what):
+    empty = np.flatnonzero(maps.max(axis=1) == 0)
+    if empty.size:
+        raise ValueError(
+            f"Maps {empty.tolist()} of {what} are empty inside the mask "
+            "(0-based indices). Use a mask that covers them, or "
+            "networks='procedural'."
+        )
+
+
+def _procedural_maps(n_networks, mask, affine, rng):
+    """Draw smooth networks of Gaussian blobs spread over the mask.
+
+    Each network is a pair of blobs mirrored about the mid-sagittal plane
+    of the mask, plus, for about half of them, a blob on that plane. Blob
+    centres are chosen by best-candidate sampling (the farthest from the
+    existing centres among a few random mask voxels, away from the mask
+    border) to limit overlaps. Blob sizes scale with the mask volume, with a
+    floor of 2 voxels, so that small grids still hold distinct networks.
+    """
+    sizes = voxel_sizes(affine)
+    coords = apply_affine(affine, np.argwhere(mask))
+    # pad so that the grid border counts as outside the mask
+    depth = distance_transform_edt(np.pad(mask, 1), sampling=sizes)[1:-1, 1:-1, 1:-1][mask]
+    midline = coords[:, 0].mean()
+    is_medial = np.abs(coords[:, 0] - midline) <= sizes[0]
+    fwhm_range = np.maximum(
+        np.array(_BLOB_FWHM_FRACTION) * np.cbrt(mask.sum() * np.prod(sizes)),
+        _MIN_BLOB_FWHM_VOXELS * sizes.mean(),
+    )
+    sigma_range = fwhm_range / np.sqrt(8 * np.log(2))
+
+    centres = np.empty((0, 3))
+    maps = np.zeros((n_networks, len(coords)), dtype=np.float32)
+    for k in range(n_networks):
+        sigma = rng.uniform(*sigma_range)
+        candidates = _candidate_centres(coords, depth >= sigma, rng)
+        mirrored = _mirror(candidates, midline)
+        score = np.minimum.reduce(
+            [
+                _distance_to_nearest(candidates, centres),
+                _distance_to_nearest(mirrored, centres),
+                # favours lateral centres, so that the pair is two blobs
+                2 * np.abs(candidates[:, 0] - midline),
+            ]
+        )
+        best = np.argmax(score)
+        blob_centres = [candidates[best], mirrored[best]]
+        blob_sigmas = [sigma, sigma]
+        if rng.random() < 0.5 and is_medial.any():
+            sigma = rng.uniform(*sigma_range)
+            candidates = _candidate_centres(coords, is_medial & (depth >= sigma), rng)
+            best = np.argmax(_distance_to_nearest(candidates, centres))
+            blob_centres.append(candidates[best])
+            blob_sigmas.append(sigma)
+        for centre, sigma in zip(blob_centres, blob_sigmas, strict=True):
+            squared_distance = np.sum((coords - centre) ** 2, axis=1)
+            maps[k] += np.exp(-squared_distance / (2 * sigma**2))
+        centres = np.vstack([centres, *blob_centres])
+    return _normalize_maps(maps)
+
+
+def _candidate_centres(coords, eligible, rng):
+    """Draw random candidate centres, among eligible voxels if any."""
+    pool = coords[eligible] if eligible.any() else coords
+    return pool[rng.choice(len(pool), _N_CANDIDATE_CENTRES)]
+
+
+def _mirror(points, midline):
+    mirrored = points.copy()
+    mirrored[:, 0] = 2 * midline - mirrored[:, 0]
+    return mirrored
+
+
+def _distance_to_nearest(points, centres):
+    if not len(centres):
+        return np.full(len(points), np.inf)
+    distances = np.linalg.norm(points[:, None] - centres[None], axis=-1)
+    return distances.min(axis=1)
+
+
+def _simulate_timecourses(n_scans, n_networks, t_r, hrf, rng):
+    """Band-limited Gaussian noise convolved with the HRF, standardized."""
+    # Simulate a longer signal and keep its end: this avoids the ramp-up
+    # of the HRF convolution and lets the filter reach low frequencies.
+    n_total = max(n_scans + len(hrf), _MIN_NEURAL_SCANS)
+    neural = rng.standard_normal((n_total, n_networks))
+    nyquist = 0.5 / t_r
+    high_pass, low_pass = _NEURAL_BAND_HZ
+    low_pass = low_pass if low_pass < 0.9 * nyquist else None
+    high_pass = high_pass if high_pass < 0.5 * nyquist else None
+    neural = butterworth(neural, 1 / t_r, low_pass=low_pass, high_pass=high_pass, copy=True)
+    bold = lfilter(hrf, [1.0], neural, axis=0)[-n_scans:]
+    bold -= bold.mean(axis=0)
+    bold /= bold.std(axis=0)
+    return bold
+
+
+def _simulate_envelope(n_scans, rng):
+    """Smooth on/off envelope in [0, 1], see Notes of simulate_dynamic_rsfmri."""
+    scale = min(1.0, n_scans / _ENVELOPE_REFERENCE_SCANS)
+    kernel = _ramp_kernel(int(round(_RAMP_SCANS * scale)))
+    for _ in range(_MAX_ENVELOPE_DRAWS):
+        states = _random_on_off_states(n_scans, scale, rng)
+        # Convolving the 0/1 states with a normalized half-sine turns each
+        # switch into a raised-cosine ramp and keeps values in [0, 1].
+        envelope = np.clip(convolve1d(states, kernel, mode="nearest"), 0, 1)
+        on_fraction = np.mean(envelope > 0.5)
+        if _ON_FRACTION_RANGE[0] <= on_fraction <= _ON_FRACTION_RANGE[1]:
+            break
+    return envelope
+
+
+def _ramp_kernel(n_ramp_scans):
+    if n_ramp_scans < 2:
+        return np.ones(1)
+    kernel = np.sin(np.pi * (np.arange(n_ramp_scans) + 0.5) / n_ramp_scans)
+    return kernel / kernel.sum()
+
+
+def _random_on_off_states(n_scans, scale, rng):
+    """Alternate on (1) and off (0) periods, starting at a random phase."""
+    states = np.empty(n_scans)
+    is_on = rng.random() < 0.5
+    start = 0
+    while start < n_scans:
+        low, high = _ON_SCANS if is_on else _OFF_SCANS
+        duration = max(1, int(round(rng.uniform(low, high) * scale)))
+        if start == 0:
+            duration = rng.integers(1, duration + 1)
+        states[start : start + duration] = is_on
+        start += duration
+        is_on = not is_on
+    return states
+
+
+def _simulate_noise(n_scans, mask, rng):
+    """Return spatially smooth AR(1) noise plus drifts, (n_scans, n_voxels).
+
+    The AR(1) part has unit variance over the mask.
+    """
+    sigma = _NOISE_FWHM_VOXELS / np.sqrt(8 * np.log(2))
+    noise = np.empty((n_scans, int(mask.sum())), dtype=np.float32)
+    chunk_size = max(1, _CHUNK_VOXELS // mask.size)
+    ar_state = np.zeros((1, noise.shape[1]), dtype=np.float32)
+    for start in range(0, n_scans, chunk_size):
+        volumes = rng.standard_normal(
+            (min(chunk_size, n_scans - start), *mask.shape), dtype=np.float32
+        )
+        volumes = gaussian_filter(volumes, sigma=(0, sigma, sigma, sigma))
+        innovations = volumes[:, mask]
+        if start == 0:
+            # start from the stationary distribution of the AR(1) process
+            innovations[0] /= np.sqrt(1 - _NOISE_AR_COEF**2)
+        noise[start : start + len(innovations)], ar_state = lfilter(
+            [1.0], [1.0, -_NOISE_AR_COEF], innovations, axis=0, zi=ar_state
+        )
+    noise /= noise.std()
+
+    time = np.linspace(-1, 1, n_scans)
+    drift_regressors = np.column_stack([time, np.cos(np.pi * (time + 1) / 2)])
+    drift_weights = rng.normal(0, _DRIFT_STD, size=(2, noise.shape[1]))
+    noise += (drift_regressors @ drift_weights).astype(np.float32)
+    return noise
+
+
+def _add_network_signal(masked_data, network_signals, maps, snr, core_voxels):
+    """Add the network signal to the noise in place, scaled to reach snr."""
+    core_signal = network_signals @ maps[:, core_voxels]
+    signal_std = np.sqrt(np.mean(core_signal.var(axis=0)))
+    noise_std = np.sqrt(np.mean(masked_data[:, core_voxels].var(axis=0)))
+    scaled_signals = (snr * noise_std / signal_std) * network_signals
+    chunk_size = max(1, _CHUNK_VOXELS // masked_data.shape[1])
+    for start in range(0, len(masked_data), chunk_size):
+        stop = start + chunk_size
+        masked_data[start:stop] += (scaled_signals[start:stop] @ maps).astype(np.float32)
+
+
+def _unmask_timeseries(masked_data, mask, affine, t_r):
+    """Return a 4D float32 image, zero outside the mask, with TR in header."""
+    data = np.zeros((*mask.shape, len(masked_data)), dtype=np.float32)
+    data[mask] = masked_data.T
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_zooms((*voxel_sizes(affine), t_r))
+    img.header.set_xyzt_units("mm", "sec")
+    return img
+
+
+def _unmask_maps(maps, mask, affine):
+    data = np.zeros((*mask.shape, len(maps)), dtype=np.float32)
+    data[mask] = maps.T
+    return nib.Nifti1Image(data, affine)
