@@ -1,10 +1,5 @@
 """``STCADecomposition``: STCA as a nilearn-style decomposition estimator."""
 
-import os
-import pickle
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 from nilearn.image import load_img
@@ -12,15 +7,14 @@ from nilearn.maskers import MultiNiftiMasker, NiftiMapsMasker, NiftiMasker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
 from ._checks import load_4d_run, pair_with_confounds, resolve_device
 from ._grid import BrainBox
+from ._persistence import NetworkPicklingMixin
+from ._training import iter_attention_logits, train_network
 from .maps import threshold_fbn_img, zscore_maps
 from .network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
-from .windows import subject_windows, window_starts
-
-_INFERENCE_BATCH_SIZE = 4
+from .windows import window_starts
 
 
 def _explained_variance(data, components, per_component=False):
@@ -40,7 +34,7 @@ def _explained_variance(data, components, per_component=False):
     return max(0.0, 1.0 - residual / total)
 
 
-class STCADecomposition(TransformerMixin, BaseEstimator):
+class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
     """Spatial-temporal convolutional attention (STCA) decomposition of fMRI.
 
     Finds dynamic functional brain networks (FBNs) as in Liu et al. (ISBI 2023): a 3D
@@ -293,7 +287,18 @@ class STCADecomposition(TransformerMixin, BaseEstimator):
         self.mask_img_ = masker.mask_img_
         self._box = box
         self.network_ = network
-        self.loss_curve_ = self._train(network, runs, box, device, rng)
+        self.loss_curve_ = train_network(
+            network,
+            runs,
+            box,
+            window_length=self.window_length,
+            window_stride=self.window_stride,
+            n_epochs=self.n_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            rng=rng,
+            verbose=self.verbose,
+        )
         self.n_steps_ = len(self.loss_curve_)
 
         self.components_ = self._static_maps(runs)
@@ -308,63 +313,12 @@ class STCADecomposition(TransformerMixin, BaseEstimator):
         ).fit()
         return self
 
-    def _train(self, network, runs, box, device, rng):
-        pairs = subject_windows([len(run) for run in runs], self.window_length, self.window_stride)
-        optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
-        mask = box.mask_tensor(device)
-        n_brain = mask.sum()
-        steps_per_epoch = -(-len(pairs) // self.batch_size)
-        losses = []
-        network.train()
-        progress = tqdm(
-            total=steps_per_epoch * self.n_epochs,
-            desc="STCA training",
-            disable=not self.verbose,
-        )
-        for _ in range(self.n_epochs):
-            order = rng.permutation(len(pairs))
-            for first in range(0, len(order), self.batch_size):
-                batch = pairs[order[first : first + self.batch_size]]
-                windows = self._windows_tensor(runs, batch, box, device)
-                reconstruction, _ = network(windows, mask)
-                squared_error = (reconstruction - windows) ** 2 * mask
-                loss = squared_error.sum() / (n_brain * windows.shape[0] * windows.shape[1])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
-                progress.update()
-                progress.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-        progress.close()
-        network.eval()
-        return losses
-
-    def _windows_tensor(self, runs, batch, box, device):
-        """Stack the windows ``(subject, start)`` of ``batch`` into (B, T, X, Y, Z) boxes."""
-        vectors = np.stack(
-            [runs[subject][start : start + self.window_length] for subject, start in batch]
-        )
-        return box.to_box(torch.from_numpy(vectors)).to(device)
-
     def _iter_maps(self, run, starts, desc="STCA windows"):
         """Yield ``(start, z-maps)`` for each window start of one masked run."""
-        network = self.network_
-        device = next(network.parameters()).device
-        mask = self._box.mask_tensor(device)
-        with (
-            torch.inference_mode(),
-            tqdm(total=len(starts), desc=desc, disable=not self.verbose) as bar,
+        for start, logits in iter_attention_logits(
+            self.network_, run, starts, self.window_length, self._box, self.verbose, desc
         ):
-            for first in range(0, len(starts), _INFERENCE_BATCH_SIZE):
-                batch_starts = starts[first : first + _INFERENCE_BATCH_SIZE]
-                batch = [(0, start) for start in batch_starts]
-                logits = network.attention_logits(
-                    self._windows_tensor([run], batch, self._box, device), mask
-                )
-                vectors = self._box.to_vectors(logits).cpu().numpy()
-                for start, maps in zip(batch_starts, vectors, strict=True):
-                    yield int(start), zscore_maps(maps).astype(np.float32)
-                bar.update(len(batch_starts))
+            yield start, zscore_maps(logits).astype(np.float32)
 
     def _static_maps(self, runs):
         total = np.zeros((self.n_components, self._box.n_voxels))
@@ -474,53 +428,3 @@ class STCADecomposition(TransformerMixin, BaseEstimator):
             ]
         )
         return _explained_variance(data, self.components_, per_component=per_component)
-
-    # ------------------------------------------------------------------ persistence
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        network = state.pop("network_", None)
-        if network is not None:
-            state["_network_config"] = dict(network.config)
-            state["_network_state"] = {
-                key: value.detach().cpu() for key, value in network.state_dict().items()
-            }
-        return state
-
-    def __setstate__(self, state):
-        config = state.pop("_network_config", None)
-        weights = state.pop("_network_state", None)
-        self.__dict__.update(state)
-        if config is not None:
-            network = STCANetwork(**config)
-            network.load_state_dict(weights)
-            self.network_ = network.eval()
-
-    def save(self, path):
-        """Write the fitted estimator to ``path`` (a pickle whose network tensors are on CPU).
-
-        The file is written next to ``path`` first and renamed, so no partial file is left.
-        Only load files you trust: loading a pickle can run code.
-        """
-        check_is_fitted(self)
-        path = Path(path)
-        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                pickle.dump(self, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return path
-
-    @classmethod
-    def load(cls, path):
-        """Read an estimator written by :meth:`save`; its network is on CPU.
-
-        Move it with ``est.network_.to("cuda")`` if wanted.
-        """
-        with open(path, "rb") as stream:
-            estimator = pickle.load(stream)
-        if not isinstance(estimator, cls):
-            raise TypeError(f"{path} holds a {type(estimator).__name__}, not a {cls.__name__}.")
-        return estimator

@@ -60,8 +60,9 @@ def test_window_maps(fitted, tiny_run):
     with pytest.raises(ValueError, match="start_scan=41"):
         fitted.window_maps_img(img, 41)
     fbns = fitted.fbns_img(img, 15).get_fdata()
-    np.testing.assert_array_equal(fbns.reshape(-1, 3)[mask.get_fdata().ravel() > 0].T,
-                                  maps[15] >= fitted.threshold)
+    np.testing.assert_array_equal(
+        fbns.reshape(-1, 3)[mask.get_fdata().ravel() > 0].T, maps[15] >= fitted.threshold
+    )
     assert set(np.unique(fitted.fbns_img().get_fdata())) <= {0, 1}
 
 
@@ -118,8 +119,10 @@ def test_clone_and_params():
 def test_list_of_subjects_and_masker_as_mask(tiny_run):
     img, mask = tiny_run
     short = nib.Nifti1Image(img.get_fdata()[..., :25].astype(np.float32), img.affine)
-    est = STCADecomposition(mask=NiftiMasker(mask_img=mask, standardize="zscore_sample"),
-                            **{**SMALL, "window_stride": 3})
+    est = STCADecomposition(
+        mask=NiftiMasker(mask_img=mask, standardize="zscore_sample"),
+        **{**SMALL, "window_stride": 3},
+    )
     est.fit([img, short])
     # 14 windows in the first run (0..39 by 3) and 6 in the second (0..15 by 3).
     assert est.n_steps_ == 14 + 6

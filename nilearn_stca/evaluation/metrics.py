@@ -1,0 +1,80 @@
+"""Overlap of binary networks (IoU, Dice) and matching of components to templates."""
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+
+def _overlaps(components, templates):
+    components = np.asarray(components, dtype=bool)
+    templates = np.asarray(templates, dtype=bool)
+    if components.ndim != 2 or templates.ndim != 2 or components.shape[1] != templates.shape[1]:
+        raise ValueError(
+            "components and templates must be 2D boolean arrays (n_maps, n_voxels) with the "
+            f"same number of voxels, got shapes {components.shape} and {templates.shape}."
+        )
+    a = components.astype(np.float64)
+    b = templates.astype(np.float64)
+    intersection = a @ b.T
+    sizes = a.sum(axis=1)[:, None], b.sum(axis=1)[None, :]
+    return intersection, sizes
+
+
+def iou_matrix(components, templates):
+    """Intersection over union of every binary component with every binary template.
+
+    Parameters
+    ----------
+    components : ndarray of bool, shape (n_components, n_voxels)
+    templates : ndarray of bool, shape (n_templates, n_voxels)
+
+    Returns
+    -------
+    iou : ndarray, shape (n_components, n_templates)
+        ``|A & B| / |A | B|``; 0 where both maps are empty.
+    """
+    intersection, (size_a, size_b) = _overlaps(components, templates)
+    union = size_a + size_b - intersection
+    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
+
+
+def dice_matrix(components, templates):
+    """Dice coefficient ``2 |A & B| / (|A| + |B|)``, same layout as :func:`iou_matrix`."""
+    intersection, (size_a, size_b) = _overlaps(components, templates)
+    total = size_a + size_b
+    return np.divide(2 * intersection, total, out=np.zeros_like(intersection), where=total > 0)
+
+
+def match_components(scores, strategy="max"):
+    """Pick, for every template, the component that matches it.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n_components, n_templates)
+        E.g. :func:`iou_matrix`.
+    strategy : {"max", "hungarian"}, default="max"
+        "max": each template takes the component of highest score, as in the paper (one
+        component may serve several templates). "hungarian": a one-to-one assignment
+        maximising the total score (:func:`scipy.optimize.linear_sum_assignment`); templates
+        left without a component (more templates than components) get score 0.
+
+    Returns
+    -------
+    matches : pandas.DataFrame
+        One row per template: ``template`` (column index), ``component`` (row index, -1 if
+        none) and ``score``.
+    """
+    scores = np.asarray(scores, dtype=float)
+    n_templates = scores.shape[1]
+    components = np.full(n_templates, -1)
+    if strategy == "max":
+        components[:] = scores.argmax(axis=0)
+    elif strategy == "hungarian":
+        rows, cols = linear_sum_assignment(scores, maximize=True)
+        components[cols] = rows
+    else:
+        raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
+    matched = np.where(components >= 0, scores[components, np.arange(n_templates)], 0.0)
+    return pd.DataFrame(
+        {"template": np.arange(n_templates), "component": components, "score": matched}
+    )
