@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from nilearn.datasets import load_mni152_template  # noqa: E402
 from nilearn.image import index_img, math_img  # noqa: E402
 from nilearn.plotting import find_xyz_cut_coords, plot_stat_map  # noqa: E402
 
@@ -32,24 +33,28 @@ DEMO_STCA = {
 
 
 def plot_matched_maps(components_img, truth_maps_img, scores, threshold, output_file):
-    """One row per known network: its matched component, with the network's outline."""
-    fig, axes = plt.subplots(len(scores), 1, figsize=(9, 2.4 * len(scores)))
-    for ax, row in zip(
-        list(axes.ravel()) if len(scores) > 1 else [axes], scores.itertuples(), strict=True
-    ):
+    """For each known network: its matched component (z >= threshold) over its outline."""
+    n_columns = 2
+    n_rows = -(-len(scores) // n_columns)
+    fig, axes = plt.subplots(n_rows, n_columns, figsize=(14, 2.6 * n_rows), squeeze=False)
+    background = load_mni152_template(resolution=2)
+    for ax, row in zip(axes.ravel(), scores.itertuples(), strict=False):
         truth = math_img(f"img >= {TRUTH_THRESHOLD}", img=index_img(truth_maps_img, row.Index))
-        component = index_img(components_img, int(row.component))
         display = plot_stat_map(
-            component,
-            bg_img=None,
+            index_img(components_img, int(row.component)),
+            bg_img=background,
             threshold=threshold,
             cut_coords=find_xyz_cut_coords(truth),
             axes=ax,
             title=f"{row.network}: component {row.component}, IoU {row.iou:.2f}",
             colorbar=False,
             black_bg=False,
+            annotate=False,
         )
-        display.add_contours(truth, levels=[0.5], colors="k", linewidths=1)
+        display.add_contours(truth, levels=[0.5], colors="limegreen", linewidths=1.5)
+    for ax in axes.ravel()[len(scores) :]:
+        ax.set_axis_off()
+    fig.suptitle(f"Matched maps (z >= {threshold}, red) and planted networks (green outline)")
     fig.savefig(output_file, dpi=80)
     plt.close(fig)
 
