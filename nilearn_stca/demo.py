@@ -17,7 +17,11 @@ from nilearn.plotting import find_xyz_cut_coords, plot_stat_map  # noqa: E402
 
 from .datasets import simulate_dynamic_rsfmri  # noqa: E402
 from .decomposition import STCADecomposition  # noqa: E402
-from .evaluation.truth import TRUTH_THRESHOLD, score_against_truth  # noqa: E402
+from .evaluation.truth import (  # noqa: E402
+    TRUTH_THRESHOLD,
+    score_against_truth,
+    score_windows_against_truth,
+)
 
 #: Settings of the demo: small enough for a few minutes on 2 CPU cores, with enough optimizer
 #: steps for the attention maps to leave their random initialisation.
@@ -74,7 +78,9 @@ def run_demo(out_dir, simulation=None, stca=None, verbose=1):
     Returns
     -------
     scores : pandas.DataFrame
-        IoU and Dice of the matched component of each planted network (``iou.csv``).
+        For each planted network (``iou.csv``): the static maps' matched component, its IoU
+        and Dice, and the mean over the windows where the network is active of the best
+        window map's IoU and correlation (per window in ``window_iou.csv``).
     """
     out_dir = Path(out_dir)
     simulation = {**DEMO_SIMULATION, **(simulation or {})}
@@ -92,6 +98,18 @@ def run_demo(out_dir, simulation=None, stca=None, verbose=1):
             threshold=estimator.threshold,
             network_names=data.network_names,
         )
+        windows = score_windows_against_truth(
+            estimator.iter_window_maps(data.func[0]),
+            data.maps_img,
+            estimator.mask_img_,
+            data.amplitudes[0],
+            estimator.window_length,
+            threshold=estimator.threshold,
+            network_names=data.network_names,
+        )
+        windows.to_csv(work / "window_iou.csv", index=False)
+        per_network = windows.groupby("network", sort=False)[["iou", "correlation"]].mean()
+        scores = scores.join(per_network.add_prefix("window_mean_"), on="network")
         scores.to_csv(work / "iou.csv", index=False)
         estimator.components_img_.to_filename(work / "components.nii.gz")
         estimator.fbns_img().to_filename(work / "fbns.nii.gz")

@@ -20,12 +20,23 @@ def test_run_demo_writes_every_output(tmp_path):
         "iou.csv",
         "parameters.json",
         "planted_networks.nii.gz",
+        "window_iou.csv",
     ]
     table = pd.read_csv(out / "iou.csv")
-    assert list(table.columns) == ["network", "component", "iou", "dice"]
+    assert list(table.columns) == [
+        "network",
+        "component",
+        "iou",
+        "dice",
+        "window_mean_iou",
+        "window_mean_correlation",
+    ]
     assert len(table) == 3
     assert table.iou.between(0, 1).all() and (table.dice >= table.iou).all()
     pd.testing.assert_frame_equal(table, scores, check_dtype=False)
+    windows = pd.read_csv(out / "window_iou.csv")
+    assert set(windows.start_scan) <= {0, 5, 10, 15, 20}
+    assert windows.correlation.between(-1, 1).all()
     parameters = json.loads((out / "parameters.json").read_text())
     assert parameters["n_steps"] == 5  # windows at 0, 5, ..., 20
     assert parameters["stca"]["learning_rate"] == 1e-3

@@ -62,3 +62,35 @@ def test_score_against_truth_recovers_planted_networks_exactly():
     assert scores.component.tolist()[::2] == [3, 1]
     np.testing.assert_allclose(scores.iou, [1.0, 0.0, 1.0])
     np.testing.assert_allclose(scores.dice, [1.0, 0.0, 1.0])
+
+
+def test_score_windows_only_counts_active_networks():
+    import nibabel as nib
+
+    from nilearn_stca.evaluation.truth import score_windows_against_truth
+
+    affine = np.eye(4)
+    truth = np.zeros((4, 4, 4, 2), np.float32)
+    truth[:2, ..., 0] = 1
+    truth[3, ..., 1] = 1
+    mask = nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), affine)
+    cores = truth.reshape(64, 2).T > 0
+    perfect = np.where(cores, 5.0, -0.5)  # map k is network k
+    amplitudes = np.zeros((30, 2))
+    amplitudes[:15, 0] = 1  # network 0 on in the first half, network 1 in the second
+    amplitudes[15:, 1] = 1
+    windows = [(0, perfect), (5, perfect), (15, perfect[::-1]), (20, np.zeros((2, 64)))]
+    scores = score_windows_against_truth(
+        iter(windows),
+        nib.Nifti1Image(truth, affine),
+        mask,
+        amplitudes,
+        window_length=10,
+        network_names=["a", "b"],
+    )
+    # Window 5 spans scans 5-14: only network 0 is on; window 20: only network 1.
+    assert scores.start_scan.tolist() == [0, 5, 15, 20]
+    assert scores.network.tolist() == ["a", "a", "b", "b"]
+    np.testing.assert_allclose(scores.iou, [1, 1, 1, 0])
+    assert scores.component.tolist()[:3] == [0, 0, 0]  # reversed maps in window 15
+    np.testing.assert_allclose(scores.correlation, [1, 1, 1, 0])

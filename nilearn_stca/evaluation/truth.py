@@ -1,4 +1,4 @@
-"""Scoring maps against known (planted or template) networks."""
+"""Scoring maps against known (planted) networks, statically and window by window."""
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,27 @@ from .metrics import dice_matrix, iou_matrix, match_components
 #: Planted maps of the simulator lie in [0, 1]; their "core", where a map reaches this value,
 #: is the network used for scoring (the same voxels define the simulator's SNR).
 TRUTH_THRESHOLD = 0.5
+
+
+def _score(z_maps, truth, names, threshold, strategy="max"):
+    components = threshold_maps(z_maps, threshold)
+    matches = match_components(iou_matrix(components, truth), strategy)
+    matched = matches.component.to_numpy()
+    dice = dice_matrix(components, truth)[matched, np.arange(len(matched))]
+    return pd.DataFrame(
+        {
+            "network": names,
+            "component": matched,
+            "iou": matches.score.to_numpy(),
+            "dice": np.where(matched >= 0, dice, 0.0),
+        }
+    )
+
+
+def _masked_truth(truth_maps_img, mask_img, network_names):
+    truth_maps = apply_mask(truth_maps_img, mask_img)
+    names = list(network_names) if network_names is not None else list(range(len(truth_maps)))
+    return truth_maps, names
 
 
 def score_against_truth(
@@ -45,18 +66,61 @@ def score_against_truth(
     scores : pandas.DataFrame
         One row per known network: ``network``, ``component``, ``iou``, ``dice``.
     """
-    truth = apply_mask(truth_maps_img, mask_img) >= truth_threshold
-    components = threshold_maps(z_maps, threshold)
-    iou = iou_matrix(components, truth)
-    matches = match_components(iou, strategy)
-    dice = dice_matrix(components, truth)
-    matched = matches.component.to_numpy()
-    names = list(network_names) if network_names is not None else list(range(truth.shape[0]))
-    return pd.DataFrame(
-        {
-            "network": names,
-            "component": matched,
-            "iou": matches.score.to_numpy(),
-            "dice": np.where(matched >= 0, dice[matched, np.arange(len(names))], 0.0),
-        }
-    )
+    truth_maps, names = _masked_truth(truth_maps_img, mask_img, network_names)
+    return _score(z_maps, truth_maps >= truth_threshold, names, threshold, strategy)
+
+
+def score_windows_against_truth(
+    window_maps,
+    truth_maps_img,
+    mask_img,
+    amplitudes,
+    window_length,
+    threshold=3.6,
+    truth_threshold=TRUTH_THRESHOLD,
+    active_threshold=0.5,
+    network_names=None,
+):
+    """Score each window's maps against the planted networks active in that window.
+
+    Parameters
+    ----------
+    window_maps : iterable of (int, ndarray)
+        ``(start_scan, z_maps)`` pairs, e.g. ``estimator.iter_window_maps(img)``; consumed
+        one at a time, so memory does not grow with the number of windows.
+    truth_maps_img, mask_img, threshold, truth_threshold, network_names
+        As in :func:`score_against_truth`.
+    amplitudes : ndarray, shape (n_scans, n_networks)
+        On/off envelopes of the planted networks (the simulator's ``amplitudes``).
+    window_length : int
+        Scans per window.
+    active_threshold : float, default=0.5
+        A network is active in a window if its mean envelope over the window exceeds this.
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per (window, active network): ``start_scan``, ``network``, ``component``,
+        ``iou``, ``dice`` (of the max-IoU component) and ``correlation`` (the highest Pearson
+        correlation of any unthresholded map with the planted map).
+    """
+    truth_maps, names = _masked_truth(truth_maps_img, mask_img, network_names)
+    truth = truth_maps >= truth_threshold
+    amplitudes = np.asarray(amplitudes)
+    rows = []
+    for start, z_maps in window_maps:
+        envelope = amplitudes[start : start + window_length].mean(axis=0)
+        active = np.flatnonzero(envelope > active_threshold)
+        if not active.size:
+            continue
+        scores = _score(z_maps, truth, names, threshold).iloc[active]
+        n_maps = len(z_maps)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlation = np.corrcoef(z_maps, truth_maps[active])[:n_maps, n_maps:]
+        # A constant map correlates with nothing.
+        correlation = np.nan_to_num(correlation, nan=0.0).max(axis=0)
+        rows.append(scores.assign(start_scan=start, correlation=correlation))
+    columns = ["start_scan", "network", "component", "iou", "dice", "correlation"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(rows, ignore_index=True)[columns]
