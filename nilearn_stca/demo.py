@@ -25,12 +25,12 @@ from .evaluation.truth import (  # noqa: E402
 
 #: Settings of the demo: small enough for a few minutes on 2 CPU cores, with enough optimizer
 #: steps for the attention maps to leave their random initialisation.
-DEMO_SIMULATION = {"n_scans": 200, "resolution": 8, "snr": 3.0, "random_state": 0}
+DEMO_SIMULATION = {"n_scans": 240, "resolution": 8, "snr": 3.0, "random_state": 0}
 DEMO_STCA = {
     "n_components": 16,
     "window_length": 40,
     "window_stride": 1,
-    "n_epochs": 2,
+    "n_epochs": 1,
     "learning_rate": 1e-3,
     "random_state": 0,
 }
