@@ -86,7 +86,7 @@ class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
     memory : str or joblib.Memory, default=None
     memory_level : int, default=0
     n_jobs : int, default=1
-        Subjects masked in parallel.
+        Passed to the MultiNiftiMasker (parallel mask computation over subjects).
     verbose : int, default=0
         0: silent; 1 or more: a progress bar over training steps and windows.
     random_state : int, RandomState or None, default=None
