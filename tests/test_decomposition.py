@@ -208,3 +208,12 @@ def test_not_fitted(tiny_run):
     img, _ = tiny_run
     with pytest.raises(NotFittedError):
         next(STCADecomposition().iter_window_maps(img))
+
+
+def test_progress_bars_only_when_verbose(tiny_run, capsys):
+    img, mask = tiny_run
+    STCADecomposition(mask=mask, **SMALL).fit(img)
+    assert "STCA training" not in capsys.readouterr().err
+    STCADecomposition(mask=mask, verbose=1, **SMALL).fit(img)
+    err = capsys.readouterr().err
+    assert "STCA training" in err and "9/9" in err
