@@ -276,8 +276,8 @@ class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = np.random.RandomState(seed)
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
+        # Weights are drawn on CPU, then moved: the same seed gives the same start on any device.
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = STCANetwork(
                 self.window_length, self.n_components, self.autoencoder_widths

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -36,31 +37,63 @@ DEMO_STCA = {
 }
 
 
-def plot_matched_maps(components_img, truth_maps_img, scores, threshold, output_file):
-    """For each known network: its matched component (z >= threshold) over its outline."""
+def plot_matched_maps(maps_imgs, truth_maps_img, titles, threshold, output_file):
+    """One panel per known network: a map (z >= threshold) over the network's outline.
+
+    ``maps_imgs`` and ``titles`` give, for each known network in order, the 3D map to show.
+    """
     n_columns = 2
-    n_rows = -(-len(scores) // n_columns)
+    n_rows = -(-len(titles) // n_columns)
     fig, axes = plt.subplots(n_rows, n_columns, figsize=(14, 2.6 * n_rows), squeeze=False)
     background = load_mni152_template(resolution=2)
-    for ax, row in zip(axes.ravel(), scores.itertuples(), strict=False):
-        truth = math_img(f"img >= {TRUTH_THRESHOLD}", img=index_img(truth_maps_img, row.Index))
+    for index, (ax, map_img, title) in enumerate(
+        zip(axes.ravel(), maps_imgs, titles, strict=False)
+    ):
+        truth = math_img(f"img >= {TRUTH_THRESHOLD}", img=index_img(truth_maps_img, index))
         display = plot_stat_map(
-            index_img(components_img, int(row.component)),
+            map_img,
             bg_img=background,
             threshold=threshold,
             cut_coords=find_xyz_cut_coords(truth),
             axes=ax,
-            title=f"{row.network}: component {row.component}, IoU {row.iou:.2f}",
+            title=title,
             colorbar=False,
             black_bg=False,
             annotate=False,
         )
         display.add_contours(truth, levels=[0.5], colors="limegreen", linewidths=1.5)
-    for ax in axes.ravel()[len(scores) :]:
+    for ax in axes.ravel()[len(titles) :]:
         ax.set_axis_off()
-    fig.suptitle(f"Matched maps (z >= {threshold}, red) and planted networks (green outline)")
+    fig.suptitle(f"Maps at z >= {threshold} (red) and planted networks (green outline)")
     fig.savefig(output_file, dpi=80)
     plt.close(fig)
+
+
+def _plot_static_and_best_windows(estimator, data, scores, windows, out_dir):
+    plot_matched_maps(
+        [index_img(estimator.components_img_, int(c)) for c in scores.component],
+        data.maps_img,
+        [f"{r.network}: static map {r.component}, IoU {r.iou:.2f}" for r in scores.itertuples()],
+        estimator.threshold,
+        out_dir / "components.png",
+    )
+    best = windows.loc[windows.groupby("network", sort=False).correlation.idxmax()]
+    best = best.set_index("network").reindex(data.network_names)
+    maps, titles = [], []
+    for network, row in best.iterrows():
+        if np.isnan(row.start_scan):  # never active in this run
+            maps.append(index_img(estimator.components_img_, 0))
+            titles.append(f"{network}: never active")
+            continue
+        window_img = estimator.window_maps_img(data.func[0], int(row.start_scan))
+        maps.append(index_img(window_img, int(row.correlated_component)))
+        titles.append(
+            f"{network}: window {int(row.start_scan)}, map {int(row.correlated_component)}, "
+            f"r = {row.correlation:.2f}"
+        )
+    plot_matched_maps(
+        maps, data.maps_img, titles, estimator.threshold, out_dir / "best_windows.png"
+    )
 
 
 def run_demo(out_dir, simulation=None, stca=None, verbose=1):
@@ -114,13 +147,7 @@ def run_demo(out_dir, simulation=None, stca=None, verbose=1):
         estimator.components_img_.to_filename(work / "components.nii.gz")
         estimator.fbns_img().to_filename(work / "fbns.nii.gz")
         data.maps_img.to_filename(work / "planted_networks.nii.gz")
-        plot_matched_maps(
-            estimator.components_img_,
-            data.maps_img,
-            scores,
-            estimator.threshold,
-            work / "components.png",
-        )
+        _plot_static_and_best_windows(estimator, data, scores, windows, work)
         (work / "parameters.json").write_text(
             json.dumps(
                 {

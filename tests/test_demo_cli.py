@@ -14,6 +14,7 @@ def test_run_demo_writes_every_output(tmp_path):
     out = tmp_path / "demo"
     scores = run_demo(out, TINY_SIMULATION, TINY_STCA, verbose=0)
     assert sorted(p.name for p in out.iterdir()) == [
+        "best_windows.png",
         "components.nii.gz",
         "components.png",
         "fbns.nii.gz",
@@ -37,6 +38,7 @@ def test_run_demo_writes_every_output(tmp_path):
     windows = pd.read_csv(out / "window_iou.csv")
     assert set(windows.start_scan) <= {0, 5, 10, 15, 20}
     assert windows.correlation.between(-1, 1).all()
+    assert windows.correlated_component.between(0, 3).all()
     parameters = json.loads((out / "parameters.json").read_text())
     assert parameters["n_steps"] == 5  # windows at 0, 5, ..., 20
     assert parameters["stca"]["learning_rate"] == 1e-3

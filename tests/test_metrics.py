@@ -94,3 +94,4 @@ def test_score_windows_only_counts_active_networks():
     np.testing.assert_allclose(scores.iou, [1, 1, 1, 0])
     assert scores.component.tolist()[:3] == [0, 0, 0]  # reversed maps in window 15
     np.testing.assert_allclose(scores.correlation, [1, 1, 1, 0])
+    assert scores.correlated_component.tolist()[:3] == [0, 0, 0]

@@ -101,8 +101,9 @@ def score_windows_against_truth(
     -------
     scores : pandas.DataFrame
         One row per (window, active network): ``start_scan``, ``network``, ``component``,
-        ``iou``, ``dice`` (of the max-IoU component) and ``correlation`` (the highest Pearson
-        correlation of any unthresholded map with the planted map).
+        ``iou``, ``dice`` (of the max-IoU component), ``correlation`` (the highest Pearson
+        correlation of any unthresholded map with the planted map) and
+        ``correlated_component`` (the map that reaches it).
     """
     truth_maps, names = _masked_truth(truth_maps_img, mask_img, network_names)
     truth = truth_maps >= truth_threshold
@@ -118,9 +119,23 @@ def score_windows_against_truth(
         with np.errstate(invalid="ignore", divide="ignore"):
             correlation = np.corrcoef(z_maps, truth_maps[active])[:n_maps, n_maps:]
         # A constant map correlates with nothing.
-        correlation = np.nan_to_num(correlation, nan=0.0).max(axis=0)
-        rows.append(scores.assign(start_scan=start, correlation=correlation))
-    columns = ["start_scan", "network", "component", "iou", "dice", "correlation"]
+        correlation = np.nan_to_num(correlation, nan=0.0)
+        rows.append(
+            scores.assign(
+                start_scan=start,
+                correlation=correlation.max(axis=0),
+                correlated_component=correlation.argmax(axis=0),
+            )
+        )
+    columns = [
+        "start_scan",
+        "network",
+        "component",
+        "iou",
+        "dice",
+        "correlation",
+        "correlated_component",
+    ]
     if not rows:
         return pd.DataFrame(columns=columns)
     return pd.concat(rows, ignore_index=True)[columns]

@@ -1,0 +1,155 @@
+"""``ICADecomposition``: sliding-window group ICA with nilearn's CanICA."""
+
+from nilearn.decomposition import CanICA
+
+from ._window import _WindowedDecomposition
+
+_CANICA_PARAMS = (
+    "mask",
+    "n_components",
+    "smoothing_fwhm",
+    "do_cca",
+    "threshold",
+    "n_init",
+    "random_state",
+    "standardize",
+    "standardize_confounds",
+    "detrend",
+    "low_pass",
+    "high_pass",
+    "t_r",
+    "dtype",
+    "target_affine",
+    "target_shape",
+    "mask_strategy",
+    "mask_args",
+    "memory",
+    "memory_level",
+    "n_jobs",
+    "verbose",
+)
+
+
+class ICADecomposition(_WindowedDecomposition):
+    """Static and sliding-window ICA baseline, wrapping :class:`nilearn.decomposition.CanICA`.
+
+    :meth:`fit` runs CanICA on all subjects; :meth:`iter_window_maps` runs a fresh CanICA on
+    each sliding window of one run. Every map, static or per window, is sign-flipped so
+    that its heavier tail is positive, z-scored over the mask, and thresholded at
+    ``fbn_threshold`` into functional brain networks (FBNs), exactly as
+    :class:`~nilearn_stca.STCADecomposition`'s maps, so the methods compare one to one.
+
+    Parameter names: every parameter of :class:`~nilearn.decomposition.CanICA` keeps its
+    nilearn name, meaning and default (except ``n_components=20``, also nilearn's), and is
+    passed to it unchanged. In particular ``threshold`` is CanICA's own threshold on the raw
+    ICA maps (applied *before* our z-scoring). The z threshold of the FBNs, called
+    ``threshold`` in :class:`~nilearn_stca.STCADecomposition`, is ``fbn_threshold`` here
+    (and in :class:`SDLDecomposition`).
+
+    Parameters
+    ----------
+    mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
+        Brain mask, or a masker; computed from the data with ``mask_strategy`` if None.
+    n_components : int, default=20
+        Number of maps, static and per window.
+    smoothing_fwhm : float, default=6
+        Spatial smoothing (mm) of the data. Windows are cut from the run already smoothed.
+    do_cca : bool, default=True
+        Canonical correlation analysis across subjects (CanICA).
+    threshold : None, "auto" or float, default="auto"
+        CanICA's threshold on its raw ICA maps (see nilearn); not the FBN z threshold.
+        ``None`` keeps the full maps (better recovery on the simulated data of the tests).
+    n_init : int, default=10
+        FastICA restarts, the most stable result is kept. Each window repeats them.
+    random_state : int, RandomState or None, default=None
+        Passed to every CanICA fit; an int makes static and window maps reproducible.
+    standardize, standardize_confounds, detrend : default=True
+        Time-series cleaning, see :func:`nilearn.signal.clean`. Applied to the whole run,
+        then ``standardize`` and ``detrend`` again to each window.
+    low_pass, high_pass, t_r : float, default=None
+        Temporal filtering of the whole run (never of a window alone).
+    dtype : default=None
+    target_affine, target_shape : default=None
+        Resample the data (and mask) to this grid.
+    mask_strategy : str, default="epi"
+    mask_args : dict, default=None
+    memory : str or joblib.Memory, default=None
+    memory_level : int, default=0
+    n_jobs : int, default=1
+    verbose : int, default=0
+    window_length : int, default=40
+        Scans per sliding window (>= 2).
+    window_stride : int, default=1
+        Scans between consecutive window starts (>= 1).
+    fbn_threshold : float, default=3.6
+        z threshold that turns maps into FBNs (:meth:`fbns_img`); the paper's 3.6.
+
+    Attributes
+    ----------
+    estimator_ : CanICA
+        The fitted static CanICA.
+    masker_ : MultiNiftiMasker
+        ``estimator_.masker_``; also cleans the runs cut into windows.
+    mask_img_ : Nifti1Image
+    components_ : ndarray of float32, shape (n_components, n_voxels)
+        CanICA's maps, sign-flipped to a positive heavy tail and z-scored per map.
+    components_img_ : Nifti1Image
+        ``components_`` as a 4D image.
+    """
+
+    _nilearn_class = CanICA
+    _nilearn_params = _CANICA_PARAMS
+
+    def __init__(
+        self,
+        mask=None,
+        n_components=20,
+        smoothing_fwhm=6,
+        do_cca=True,
+        threshold="auto",
+        n_init=10,
+        random_state=None,
+        standardize=True,
+        standardize_confounds=True,
+        detrend=True,
+        low_pass=None,
+        high_pass=None,
+        t_r=None,
+        dtype=None,
+        target_affine=None,
+        target_shape=None,
+        mask_strategy="epi",
+        mask_args=None,
+        memory=None,
+        memory_level=0,
+        n_jobs=1,
+        verbose=0,
+        window_length=40,
+        window_stride=1,
+        fbn_threshold=3.6,
+    ):
+        self.mask = mask
+        self.n_components = n_components
+        self.smoothing_fwhm = smoothing_fwhm
+        self.do_cca = do_cca
+        self.threshold = threshold
+        self.n_init = n_init
+        self.random_state = random_state
+        self.standardize = standardize
+        self.standardize_confounds = standardize_confounds
+        self.detrend = detrend
+        self.low_pass = low_pass
+        self.high_pass = high_pass
+        self.t_r = t_r
+        self.dtype = dtype
+        self.target_affine = target_affine
+        self.target_shape = target_shape
+        self.mask_strategy = mask_strategy
+        self.mask_args = mask_args
+        self.memory = memory
+        self.memory_level = memory_level
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.window_length = window_length
+        self.window_stride = window_stride
+        self.fbn_threshold = fbn_threshold

@@ -1,0 +1,188 @@
+"""``SDLDecomposition``: sliding-window sparse dictionary learning with nilearn's DictLearning."""
+
+from nilearn.decomposition import DictLearning
+
+from ._window import _WindowedDecomposition
+
+_DICT_LEARNING_PARAMS = (
+    "n_components",
+    "n_epochs",
+    "alpha",
+    "reduction_ratio",
+    "dict_init",
+    "random_state",
+    "batch_size",
+    "method",
+    "mask",
+    "smoothing_fwhm",
+    "standardize",
+    "standardize_confounds",
+    "detrend",
+    "low_pass",
+    "high_pass",
+    "t_r",
+    "dtype",
+    "target_affine",
+    "target_shape",
+    "mask_strategy",
+    "mask_args",
+    "n_jobs",
+    "verbose",
+    "memory",
+    "memory_level",
+)
+
+
+class SDLDecomposition(_WindowedDecomposition):
+    """Static and sliding-window sparse dictionary learning (SDL) baseline.
+
+    Wraps :class:`nilearn.decomposition.DictLearning`: :meth:`fit` runs it on all subjects;
+    :meth:`iter_window_maps` runs a fresh one, with sparsity ``window_alpha``, on each
+    sliding window of one run. Every map, static or per window, is sign-flipped so that its
+    heavier tail is positive, z-scored over the mask, and thresholded at ``fbn_threshold``
+    into functional brain networks (FBNs), as :class:`~nilearn_stca.STCADecomposition`'s.
+
+    Parameter names: every parameter of :class:`~nilearn.decomposition.DictLearning` keeps
+    its nilearn name, meaning and default, and is passed to it unchanged. The FBN z
+    threshold, ``threshold`` in :class:`~nilearn_stca.STCADecomposition`, is called
+    ``fbn_threshold`` here, as in :class:`ICADecomposition` (whose ``threshold`` is
+    CanICA's own).
+
+    Parameters
+    ----------
+    n_components : int, default=20
+        Number of maps, static and per window.
+    n_epochs : float, default=1
+    alpha : float, default=10
+        Sparsity of the static fit (nilearn's default).
+    reduction_ratio : "auto" or float, default="auto"
+    dict_init : Niimg-like, default=None
+        Initial maps of the static fit; the window fits ignore it.
+    random_state : int, RandomState or None, default=None
+        Passed to every DictLearning fit; an int makes static and window maps reproducible.
+    batch_size : int, default=20
+    method : {"cd", "lars"}, default="cd"
+    mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
+        Brain mask, or a masker; computed from the data with ``mask_strategy`` if None.
+    smoothing_fwhm : float, default=4
+        Spatial smoothing (mm). Windows are cut from the run already smoothed.
+    standardize, standardize_confounds, detrend : default=True
+        Time-series cleaning, see :func:`nilearn.signal.clean`. Applied to the whole run,
+        then ``standardize`` and ``detrend`` again to each window.
+    low_pass, high_pass, t_r : float, default=None
+        Temporal filtering of the whole run (never of a window alone).
+    dtype : default=None
+    target_affine, target_shape : default=None
+    mask_strategy : str, default="epi"
+    mask_args : dict, default=None
+    n_jobs : int, default=1
+    verbose : int, default=0
+    memory : str or joblib.Memory, default=None
+    memory_level : int, default=0
+    window_length : int, default=40
+        Scans per sliding window (>= 2).
+    window_stride : int, default=1
+        Scans between consecutive window starts (>= 1).
+    window_alpha : float or None, default=2.0
+        Sparsity of the window fits; None uses ``alpha``. The data of a window have a
+        smaller scale than a whole run (about the square root of the number of scans), so
+        nilearn's ``alpha=10`` zeroes every map of a 40-scan window ("No component found").
+        On 40-scan windows of the simulated data, 1 to 4 give 20 maps (2: best overlap with
+        the planted networks), 6 keeps a single map and 10 none.
+    fbn_threshold : float, default=3.6
+        z threshold that turns maps into FBNs (:meth:`fbns_img`); the paper's 3.6.
+
+    Attributes
+    ----------
+    estimator_ : DictLearning
+        The fitted static DictLearning.
+    masker_ : MultiNiftiMasker
+        ``estimator_.masker_``; also cleans the runs cut into windows.
+    mask_img_ : Nifti1Image
+    components_ : ndarray of float32, shape (n_components, n_voxels)
+        The dictionary's maps, sign-flipped to a positive heavy tail and z-scored per map.
+    components_img_ : Nifti1Image
+        ``components_`` as a 4D image.
+    """
+
+    _nilearn_class = DictLearning
+    _nilearn_params = _DICT_LEARNING_PARAMS
+
+    def __init__(
+        self,
+        n_components=20,
+        n_epochs=1,
+        alpha=10,
+        reduction_ratio="auto",
+        dict_init=None,
+        random_state=None,
+        batch_size=20,
+        method="cd",
+        mask=None,
+        smoothing_fwhm=4,
+        standardize=True,
+        standardize_confounds=True,
+        detrend=True,
+        low_pass=None,
+        high_pass=None,
+        t_r=None,
+        dtype=None,
+        target_affine=None,
+        target_shape=None,
+        mask_strategy="epi",
+        mask_args=None,
+        n_jobs=1,
+        verbose=0,
+        memory=None,
+        memory_level=0,
+        window_length=40,
+        window_stride=1,
+        window_alpha=2.0,
+        fbn_threshold=3.6,
+    ):
+        self.n_components = n_components
+        self.n_epochs = n_epochs
+        self.alpha = alpha
+        self.reduction_ratio = reduction_ratio
+        self.dict_init = dict_init
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.method = method
+        self.mask = mask
+        self.smoothing_fwhm = smoothing_fwhm
+        self.standardize = standardize
+        self.standardize_confounds = standardize_confounds
+        self.detrend = detrend
+        self.low_pass = low_pass
+        self.high_pass = high_pass
+        self.t_r = t_r
+        self.dtype = dtype
+        self.target_affine = target_affine
+        self.target_shape = target_shape
+        self.mask_strategy = mask_strategy
+        self.mask_args = mask_args
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.memory = memory
+        self.memory_level = memory_level
+        self.window_length = window_length
+        self.window_stride = window_stride
+        self.window_alpha = window_alpha
+        self.fbn_threshold = fbn_threshold
+
+    def _validate_params(self):
+        super()._validate_params()
+        for name in ("alpha", "window_alpha"):
+            value = getattr(self, name)
+            if value is None and name == "window_alpha":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+
+    def _window_overrides(self):
+        alpha = self.alpha if self.window_alpha is None else self.window_alpha
+        # dict_init holds maps of the static fit's scale and grid; each window starts afresh.
+        return {"alpha": alpha, "dict_init": None}
+
+    def _empty_window_hint(self):
+        return "Lower window_alpha (sparsity of the window fits) or lengthen window_length."
