@@ -66,3 +66,26 @@ def load_4d_run(img, name, window_length):
             "math_img('np.nan_to_num(img)', img=...)) before fitting."
         )
     return img
+
+
+def load_runs(imgs, confounds, window_length):
+    """Load and check every run: ``[(img, confounds_entry), ...]``, one pair per subject."""
+    pairs = pair_with_confounds(imgs, confounds)
+    name = "imgs" if len(pairs) == 1 else "imgs[{}]"
+    return [
+        (load_4d_run(img, name.format(i), window_length), conf)
+        for i, (img, conf) in enumerate(pairs)
+    ]
+
+
+def check_integer_params(estimator, minimums):
+    """Check that each named parameter is an integer at least its minimum.
+
+    ``minimums`` maps parameter names to their smallest allowed value.
+    """
+    for name, minimum in minimums.items():
+        value = getattr(estimator, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {value!r}.")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}.")

@@ -8,11 +8,12 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import load_4d_run, pair_with_confounds, resolve_device
+from ._checks import check_integer_params, load_runs, pair_with_confounds, resolve_device
 from ._grid import BrainBox
 from ._persistence import NetworkPicklingMixin
 from ._training import iter_attention_logits, train_network
-from .maps import threshold_fbn_img, zscore_maps
+from ._window_api import WindowMapsMixin
+from .maps import zscore_maps
 from .network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
 from .windows import window_starts
 
@@ -34,7 +35,7 @@ def _explained_variance(data, components, per_component=False):
     return max(0.0, 1.0 - residual / total)
 
 
-class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
+class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin, BaseEstimator):
     """Spatial-temporal convolutional attention (STCA) decomposition of fMRI.
 
     Finds dynamic functional brain networks (FBNs) as in Liu et al. (ISBI 2023): a 3D
@@ -178,18 +179,16 @@ class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _validate_params(self):
-        for name, minimum in (
-            ("n_components", 1),
-            ("window_length", 2),
-            ("window_stride", 1),
-            ("n_epochs", 1),
-            ("batch_size", 1),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {value!r}.")
-            if value < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+        check_integer_params(
+            self,
+            {
+                "n_components": 1,
+                "window_length": 2,
+                "window_stride": 1,
+                "n_epochs": 1,
+                "batch_size": 1,
+            },
+        )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
         widths = tuple(self.autoencoder_widths)
@@ -255,12 +254,8 @@ class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
         """
         del y
         device = self._validate_params()
-        pairs = pair_with_confounds(imgs, confounds)
-        name = "imgs" if len(pairs) == 1 else "imgs[{}]"
-        loaded = [
-            load_4d_run(img, name.format(i), self.window_length)
-            for i, (img, _) in enumerate(pairs)
-        ]
+        runs_and_confounds = load_runs(imgs, confounds, self.window_length)
+        loaded = [img for img, _ in runs_and_confounds]
         self._check_same_grid(loaded[0])
 
         masker = self._make_masker()
@@ -270,7 +265,7 @@ class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
             masker.fit()
         runs = [
             np.asarray(masker.transform(img, confounds=conf), dtype=np.float32)
-            for img, (_, conf) in zip(loaded, pairs, strict=True)
+            for img, conf in runs_and_confounds
         ]
         box = BrainBox(np.asanyarray(masker.mask_img_.dataobj) > 0, SPATIAL_MULTIPLE)
 
@@ -313,8 +308,8 @@ class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
         ).fit()
         return self
 
-    def _iter_maps(self, run, starts, desc="STCA windows"):
-        """Yield ``(start, z-maps)`` for each window start of one masked run."""
+    def _iter_run_maps(self, run, starts, desc="STCA windows"):
+        """Yield ``(start, z-maps)``: spatial attention logits z-scored per map over the mask."""
         for start, logits in iter_attention_logits(
             self.network_, run, starts, self.window_length, self._box, self.verbose, desc
         ):
@@ -325,61 +320,10 @@ class STCADecomposition(NetworkPicklingMixin, TransformerMixin, BaseEstimator):
         n_windows = 0
         for run in runs:
             starts = window_starts(len(run), self.window_length, self.window_stride)
-            for _, maps in self._iter_maps(run, starts, desc="STCA static maps"):
+            for _, maps in self._iter_run_maps(run, starts, desc="STCA static maps"):
                 total += maps
                 n_windows += 1
         return zscore_maps(total / n_windows).astype(np.float32)
-
-    # ------------------------------------------------------------------ dynamic maps
-    def _masked_run(self, img, confounds=None):
-        check_is_fitted(self)
-        img = load_4d_run(img, "img", self.window_length)
-        return np.asarray(self.masker_.transform(img, confounds=confounds), dtype=np.float32)
-
-    def iter_window_maps(self, img, confounds=None):
-        """Yield the maps of every sliding window of one run, one window at a time.
-
-        Parameters
-        ----------
-        img : Niimg-like
-            One 4D run, on the fitted mask's grid (or resampled to it by ``masker_``).
-        confounds : CSV path, ndarray, DataFrame or None, default=None
-
-        Yields
-        ------
-        start_scan : int
-            First scan of the window.
-        maps : ndarray of float32, shape (n_components, n_voxels)
-            Spatial attention logits of the window, z-scored per map over the mask.
-            Only one small batch of windows is held at a time, so memory does not grow with
-            the number of windows; use ``masker_.inverse_transform(maps)`` for an image.
-        """
-        run = self._masked_run(img, confounds)
-        starts = window_starts(len(run), self.window_length, self.window_stride)
-        yield from self._iter_maps(run, starts)
-
-    def window_maps_img(self, img, start_scan, confounds=None):
-        """The z-scored maps of the window starting at ``start_scan``, as a 4D image."""
-        run = self._masked_run(img, confounds)
-        last = len(run) - self.window_length
-        if isinstance(start_scan, bool) or not isinstance(start_scan, (int, np.integer)):
-            raise TypeError(f"start_scan must be an integer, got {start_scan!r}.")
-        if not 0 <= start_scan <= last:
-            raise ValueError(
-                f"start_scan={start_scan} is outside the run: a window of {self.window_length} "
-                f"scans must start between 0 and {last}."
-            )
-        ((_, maps),) = self._iter_maps(run, [int(start_scan)])
-        return self.masker_.inverse_transform(maps)
-
-    def fbns_img(self, img=None, start_scan=None, confounds=None):
-        """Binary FBNs (z >= ``threshold``): static if no image is given, else one window's."""
-        check_is_fitted(self)
-        if img is None:
-            return threshold_fbn_img(self.components_img_, self.threshold)
-        if start_scan is None:
-            raise ValueError("start_scan is required with img: which window's FBNs to return.")
-        return threshold_fbn_img(self.window_maps_img(img, start_scan, confounds), self.threshold)
 
     # ------------------------------------------------------------------ nilearn decomposition API
     @property
