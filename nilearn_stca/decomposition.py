@@ -310,8 +310,9 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
 
     def _iter_run_maps(self, run, starts, desc="STCA windows"):
         """Yield ``(start, z-maps)``: spatial attention logits z-scored per map over the mask."""
+        show_progress = self.verbose and len(starts) > 1
         for start, logits in iter_attention_logits(
-            self.network_, run, starts, self.window_length, self._box, self.verbose, desc
+            self.network_, run, starts, self.window_length, self._box, show_progress, desc
         ):
             yield start, zscore_maps(logits).astype(np.float32)
 
