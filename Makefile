@@ -23,8 +23,8 @@ test: $(BIN)/nilearn-stca
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: $(BIN)/nilearn-stca
-	$(BIN)/ruff check nilearn_stca tests tutorials benchmarks
-	$(BIN)/ruff format --check nilearn_stca tests tutorials benchmarks
+	$(BIN)/ruff check nilearn_stca tests tutorials
+	$(BIN)/ruff format --check nilearn_stca tests tutorials
 
 clean:
 	rm -rf $(VENV) stca_demo .pytest_cache
