@@ -4,12 +4,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 #: The shared nilearn data folder that sits beside a checkout (absent for most users).
 SHARED_NILEARN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nilearn_data"
 
 if "NILEARN_DATA" not in os.environ and SHARED_NILEARN_DATA.is_dir():
     os.environ["NILEARN_DATA"] = str(SHARED_NILEARN_DATA)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per xdist worker (and per notebook kernel it starts): more threads than cores
+    # makes PyTorch's OpenMP workers spin against each other and slows the suite several-fold.
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")
