@@ -19,6 +19,9 @@ class WindowMapsMixin:
 
     _fbn_threshold_param = "threshold"
 
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "components_")
+
     def _iter_run_maps(self, run, starts):
         raise NotImplementedError
 

@@ -332,9 +332,6 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         check_is_fitted(self)
         return self.maps_masker_.n_elements_
 
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "components_")
-
     def transform(self, imgs, confounds=None):
         """Project each run on the static maps (least squares), as nilearn's decompositions.
 

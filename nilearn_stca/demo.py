@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 from nilearn.datasets import load_mni152_template  # noqa: E402
-from nilearn.image import index_img, math_img  # noqa: E402
+from nilearn.image import index_img  # noqa: E402
 from nilearn.plotting import find_xyz_cut_coords, plot_stat_map  # noqa: E402
 
 from .datasets import simulate_dynamic_rsfmri  # noqa: E402
@@ -23,6 +23,7 @@ from .evaluation.truth import (  # noqa: E402
     score_against_truth,
     score_windows_against_truth,
 )
+from .maps import threshold_fbn_img  # noqa: E402
 
 #: Settings of the demo: small enough for a few minutes on 2 CPU cores, with enough optimizer
 #: steps for the attention maps to leave their random initialisation.
@@ -49,7 +50,7 @@ def plot_matched_maps(maps_imgs, truth_maps_img, titles, threshold, output_file)
     for index, (ax, map_img, title) in enumerate(
         zip(axes.ravel(), maps_imgs, titles, strict=False)
     ):
-        truth = math_img(f"img >= {TRUTH_THRESHOLD}", img=index_img(truth_maps_img, index))
+        truth = threshold_fbn_img(index_img(truth_maps_img, index), TRUTH_THRESHOLD)
         display = plot_stat_map(
             map_img,
             bg_img=background,

@@ -88,9 +88,6 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         self.components_img_ = self.masker_.inverse_transform(self.components_)
         return self
 
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "components_")
-
     # ------------------------------------------------------------------ dynamic maps
     def _window_maps(self, run, start):
         """Fit a fresh nilearn estimator on one window of a cleaned, masked run."""

@@ -2,10 +2,11 @@
 
 import numpy as np
 from nilearn.datasets import fetch_atlas_smith_2009
-from nilearn.image import load_img, math_img, new_img_like, resample_to_img
+from nilearn.image import load_img, new_img_like, resample_to_img
 from sklearn.utils import Bunch
 
 from ..datasets import SMITH2009_RSN10_NAMES
+from ..maps import threshold_fbn_img
 
 #: z threshold of the binarised templates, on the templates' own z scale (as the paper's maps).
 DEFAULT_TEMPLATE_THRESHOLD = 3.6
@@ -88,7 +89,7 @@ def load_rsn_templates(
             copy_header=True,
         )
     if is_atlas:
-        masks_img = math_img("(img > 0.5).astype('uint8')", img=maps_img)
+        masks_img = threshold_fbn_img(maps_img, 0.5)  # one-hot label maps
         rule = "atlas labels"
     elif fraction_of_max is not None:
         if not 0 < fraction_of_max <= 1:
@@ -100,6 +101,6 @@ def load_rsn_templates(
         masks_img = new_img_like(maps_img, masks.astype(np.uint8), copy_header=False)
         rule = f">= {fraction_of_max} x each map's maximum"
     else:
-        masks_img = math_img(f"(img >= {float(threshold)!r}).astype('uint8')", img=maps_img)
+        masks_img = threshold_fbn_img(maps_img, threshold)
         rule = f">= {threshold}"
     return Bunch(maps_img=maps_img, masks_img=masks_img, names=names, threshold=rule)
