@@ -89,3 +89,12 @@ def check_integer_params(estimator, minimums):
             raise TypeError(f"{name} must be an integer, got {value!r}.")
         if value < minimum:
             raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+
+
+def mask_run(masker, img, confounds=None):
+    """One run through a fitted (Multi)NiftiMasker, as float32 (n_scans, n_voxels).
+
+    ``MultiNiftiMasker.transform`` takes a single image's confounds only inside a list.
+    """
+    confounds = None if confounds is None else [confounds]
+    return np.asarray(masker.transform(img, confounds=confounds), dtype=np.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import load_4d_run
+from ._checks import load_4d_run, mask_run
 from .maps import threshold_fbn_img
 from .windows import window_starts
 
@@ -28,9 +28,9 @@ class WindowMapsMixin:
     def _masked_run(self, img, confounds=None):
         check_is_fitted(self)
         img = load_4d_run(img, "img", self.window_length)
-        return np.asarray(self.masker_.transform(img, confounds=confounds), dtype=np.float32)
+        return mask_run(self.masker_, img, confounds)
 
-    def iter_window_maps(self, img, confounds=None):
+    def iter_window_maps(self, img, confounds=None, stride=None):
         """Yield the maps of every sliding window of one run, one window at a time.
 
         Parameters
@@ -39,20 +39,25 @@ class WindowMapsMixin:
             One 4D run, on the fitted mask's grid (or resampled to it by ``masker_``).
         confounds : CSV path, ndarray, DataFrame or None, default=None
             Regressed out of the whole run (by ``masker_``) before it is cut into windows.
+        stride : int, default=None
+            Scans between the starts of consecutive windows; ``window_stride`` if None. A
+            larger stride maps fewer windows (e.g. every 10th for a quick look) without
+            changing how the model was fitted.
 
         Yields
         ------
         start_scan : int
-            First scan of the window; windows start ``window_stride`` scans apart.
+            First scan of the window; windows start ``stride`` scans apart.
         maps : ndarray of float32, shape (n_components, n_voxels)
             The window's maps, z-scored per map over the mask. Only one window's maps (or one
             small batch) are held at a time, so memory does not grow with the number of
             windows; ``masker_.inverse_transform(maps)`` gives an image.
         """
+        stride = self.window_stride if stride is None else stride
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"stride must be a positive integer or None, got {stride!r}.")
         run = self._masked_run(img, confounds)
-        yield from self._iter_run_maps(
-            run, window_starts(len(run), self.window_length, self.window_stride)
-        )
+        yield from self._iter_run_maps(run, window_starts(len(run), self.window_length, stride))
 
     def window_maps_img(self, img, start_scan, confounds=None):
         """The maps of the window starting at ``start_scan``, as a 4D image.

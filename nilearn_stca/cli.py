@@ -7,6 +7,15 @@ from pathlib import Path
 
 from . import __version__
 
+METHOD_CHOICES = ("ica", "sdl", "stca")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (``nilearn-stca: error: ...``) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"nilearn-stca: error: {message}\n")
+
 
 def _writable_out_dir(value):
     """An output folder whose parent exists (or can be created) and is writable."""
@@ -20,25 +29,50 @@ def _writable_out_dir(value):
 
 
 def _positive_int(value):
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return number
 
 
+def _existing_file(value):
+    if not Path(value).is_file():
+        raise argparse.ArgumentTypeError(f"{value}: no such file")
+    return value
+
+
+def _func_file(value):
+    """An existing NIfTI file holding a 4D series (only its header is read)."""
+    import nibabel as nib
+
+    _existing_file(value)
+    try:
+        img = nib.load(value)
+    except Exception as error:  # nibabel raises several types for unreadable files
+        raise argparse.ArgumentTypeError(f"{value}: not a NIfTI image ({error})") from None
+    if len(img.shape) != 4:
+        raise argparse.ArgumentTypeError(
+            f"{value}: a {len(img.shape)}D image of shape {img.shape}; give 4D fMRI runs"
+        )
+    return value
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nilearn-stca",
         description="Dynamic functional brain networks with STCA (Liu et al., ISBI 2023).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = commands.add_parser(
         "demo",
-        help="fit STCA on simulated rsfMRI and score its maps against the planted networks",
-        description="Simulate rsfMRI with known networks, fit STCA, write the IoU table "
-        "(iou.csv), the maps (components.nii.gz, fbns.nii.gz) and a figure (components.png).",
+        help="ICA vs SDL vs STCA on simulated rsfMRI, scored against the planted networks",
+        description="Simulate rsfMRI with known networks, run the three-method comparison "
+        "against them and write tables, figures and an HTML report (report.html).",
     )
     demo.add_argument(
         "--out",
@@ -47,26 +81,165 @@ def build_parser():
         help="output folder (default: stca_demo)",
     )
     demo.add_argument("--n-scans", type=_positive_int, help="scans of the simulated run")
-    demo.add_argument("--n-epochs", type=_positive_int, help="passes over the windows")
+    demo.add_argument("--n-epochs", type=_positive_int, help="STCA's passes over the windows")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    comp = commands.add_parser(
+        "compare",
+        help="ICA vs SDL vs STCA on your runs, scored against RSN templates",
+        description="Fit each method on each run, match its static and per-window maps to "
+        "resting-state network templates by IoU, and write results.csv, Table 1 (CSV, "
+        "Markdown, LaTeX), figures and report.html. Rerunning with the same --out resumes: "
+        "finished subject x method results are kept.",
+    )
+    comp.add_argument("func", nargs="+", type=_func_file, metavar="FUNC", help="4D runs")
+    comp.add_argument("--out", type=_writable_out_dir, required=True, help="output folder")
+    comp.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, help="default: all three")
+    comp.add_argument("--mask", type=_existing_file, help="brain mask (default: EPI mask)")
+    comp.add_argument(
+        "--confounds",
+        nargs="+",
+        metavar="CONF",
+        help="'fmriprep' (nilearn's load_confounds defaults, for fMRIPrep outputs) or one "
+        "CSV/TSV file per FUNC",
+    )
+    comp.add_argument(
+        "--templates", help="'smith2009' (default), a 4D map image or a 3D label atlas"
+    )
+    comp.add_argument("--window-length", type=_positive_int, help="scans per window (40)")
+    comp.add_argument("--window-stride", type=_positive_int, help="scans between windows (1)")
+    comp.add_argument(
+        "--sweep-stride", type=_positive_int, help="score every Nth window only (default: all)"
+    )
+    comp.add_argument("--threshold", type=float, help="z threshold of the maps (3.6)")
+    comp.add_argument("--n-components", type=_positive_int, help="maps per method")
+    comp.add_argument("--n-epochs", type=_positive_int, help="STCA's passes over the windows")
+    comp.add_argument("--device", help="STCA's device: auto (default), cpu or cuda")
+    comp.add_argument("--no-windows", action="store_true", help="static maps only")
+    comp.add_argument("--preset", choices=["paper"], help="paper: Liu et al.'s settings")
+    comp.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
+def _load_confounds(values, funcs):
+    """``--confounds`` as the ``confounds`` argument of ``compare``."""
+    if values is None:
+        return None
+    if values == ["fmriprep"]:
+        from nilearn.interfaces.fmriprep import load_confounds
+
+        confounds = []
+        for func in funcs:
+            table, sample_mask = load_confounds(func)
+            if sample_mask is not None:
+                raise ValueError(
+                    f"--confounds fmriprep: {func} has volumes to censor; STCA's sliding "
+                    "windows need every volume, so censoring is not supported."
+                )
+            confounds.append(table)
+        return confounds
+    if len(values) != len(funcs):
+        raise ValueError(
+            f"--confounds: {len(values)} files for {len(funcs)} FUNC; give one per FUNC, or "
+            "'fmriprep'."
+        )
+    import pandas as pd
+
+    confounds = []
+    for value in values:
+        _existing_file(value)
+        table = pd.read_csv(value, sep=None, engine="python")
+        if table.isna().any().any():
+            raise ValueError(
+                f"--confounds: {value} has missing values; fill them (fMRIPrep's derivative "
+                "columns start with n/a) or use --confounds fmriprep."
+            )
+        confounds.append(table)
+    return confounds
+
+
+def _compare_kwargs(args):
+    from .evaluation import PRESETS
+
+    kwargs = PRESETS[args.preset]() if args.preset else {}
+    method_params = {name: dict(p) for name, p in kwargs.pop("method_params", {}).items()}
+    given = {
+        "methods": args.methods,
+        "mask_img": args.mask,
+        "templates": args.templates,
+        "window_length": args.window_length,
+        "window_stride": args.window_stride,
+        "sweep_stride": args.sweep_stride,
+        "threshold": args.threshold,
+        "n_components": args.n_components,
+    }
+    kwargs.update({key: value for key, value in given.items() if value is not None})
+    if args.n_components is not None:
+        for params in method_params.values():
+            params.pop("n_components", None)
+    stca = method_params.setdefault("stca", {})
+    if args.n_epochs is not None:
+        stca["n_epochs"] = args.n_epochs
+    if args.device is not None:
+        stca["device"] = args.device
+    kwargs["method_params"] = method_params
+    kwargs["windows"] = not args.no_windows
+    return kwargs
+
+
+def _run_compare(args, argv):
+    from .evaluation import compare, format_table, table1, write_comparison_report
+    from .evaluation.tables import paper_comparison
+
+    kwargs = _compare_kwargs(args)
+    confounds = _load_confounds(args.confounds, args.func)
+    results = compare(
+        args.func, confounds=confounds, out_dir=args.out, verbose=0 if args.quiet else 1, **kwargs
+    )
+    paper = args.preset == "paper"
+    parameters = {"command": ["nilearn-stca", *argv], "compare": _jsonable(kwargs)}
+    files = write_comparison_report(
+        args.out, parameters=parameters, paper=paper, threshold=kwargs.get("threshold", 3.6)
+    )
+    print("Table 1: IoU of the static maps with the templates (mean ± sd over subjects)")
+    print(format_table(table1(results)))
+    if paper:
+        print("\nMean IoU, ours beside Table 1 of Liu et al. (2023)")
+        print(paper_comparison(results).to_markdown(disable_numparse=True))
+    print(f"\nreport: {files['report']}")
+
+
+def _jsonable(kwargs):
+    return {
+        key: value
+        if isinstance(value, (str, int, float, bool, list, tuple, dict, type(None)))
+        else repr(value)
+        for key, value in kwargs.items()
+    }
+
+
+def _run_demo(args):
+    from .demo import run_demo
+
+    simulation = {"n_scans": args.n_scans} if args.n_scans else {}
+    stca = {"n_epochs": args.n_epochs} if args.n_epochs else {}
+    table = run_demo(args.out, simulation, stca, verbose=0 if args.quiet else 1)
+    print("IoU of the static maps with the planted networks (mean ± sd over subjects)")
+    print(table)
+    print(f"\nreport: {args.out / 'report.html'}")
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
-
-        simulation = {"n_scans": args.n_scans} if args.n_scans else {}
-        stca = {"n_epochs": args.n_epochs} if args.n_epochs else {}
-        try:
-            scores = run_demo(args.out, simulation, stca, verbose=0 if args.quiet else 1)
-        except ValueError as error:
-            parser.exit(2, f"nilearn-stca: error: {error}\n")
-        print(scores.to_string(index=False, float_format="%.3f"))
-        print(f"mean IoU with the planted networks: {scores.iou.mean():.3f}")
-        print(f"results written to {args.out}")
+    try:
+        if args.command == "demo":
+            _run_demo(args)
+        else:
+            _run_compare(args, argv)
+    except ValueError as error:
+        parser.exit(2, f"nilearn-stca: error: {error}\n")
     return 0
 
 

@@ -8,7 +8,13 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import check_integer_params, load_runs, pair_with_confounds, resolve_device
+from ._checks import (
+    check_integer_params,
+    load_runs,
+    mask_run,
+    pair_with_confounds,
+    resolve_device,
+)
 from ._grid import BrainBox
 from ._persistence import NetworkPicklingMixin
 from ._training import iter_attention_logits, train_network
@@ -263,10 +269,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
             masker.fit(loaded)
         else:
             masker.fit()
-        runs = [
-            np.asarray(masker.transform(img, confounds=conf), dtype=np.float32)
-            for img, conf in runs_and_confounds
-        ]
+        runs = [mask_run(masker, img, conf) for img, conf in runs_and_confounds]
         box = BrainBox(np.asanyarray(masker.mask_img_.dataobj) > 0, SPATIAL_MULTIPLE)
 
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -365,7 +368,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         check_is_fitted(self)
         data = np.vstack(
             [
-                self.masker_.transform(img, confounds=conf)
+                mask_run(self.masker_, img, conf)
                 for img, conf in pair_with_confounds(imgs, confounds)
             ]
         )

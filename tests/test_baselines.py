@@ -183,6 +183,25 @@ def test_window_without_component_warns_and_gives_zero_maps(tiny_fitted, tiny_ru
         assert not maps.any()
 
 
+def test_static_fit_without_component_warns_and_gives_zero_maps(tiny_fitted, tiny_run):
+    img, mask = tiny_run
+    est = clone(tiny_fitted[SDLDecomposition]).set_params(alpha=1e6)
+    with pytest.warns(RuntimeWarning, match="no component found in the static fit.*Lower alpha"):
+        est.fit(img)
+    assert est.components_.shape == (est.n_components, int(np.asarray(mask.dataobj).sum()))
+    assert not est.components_.any()
+    assert not np.asarray(est.fbns_img().dataobj).any()
+
+
+def test_iter_window_maps_stride_overrides_window_stride(tiny_fitted, tiny_run):
+    img, _ = tiny_run
+    est = tiny_fitted[SDLDecomposition]
+    starts = [start for start, _ in est.iter_window_maps(img, stride=17)]
+    assert starts == list(range(0, 50 - est.window_length + 1, 17))
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        next(est.iter_window_maps(img, stride=0))
+
+
 def test_window_alpha_none_uses_alpha():
     est = SDLDecomposition(alpha=3.0, window_alpha=None)
     assert est._window_overrides()["alpha"] == 3.0

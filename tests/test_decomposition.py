@@ -2,6 +2,7 @@ import pickle
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from nilearn.maskers import NiftiMasker
@@ -217,3 +218,19 @@ def test_progress_bars_only_when_verbose(tiny_run, capsys):
     STCADecomposition(mask=mask, verbose=1, **SMALL).fit(img)
     err = capsys.readouterr().err
     assert "STCA training" in err and "9/9" in err
+
+
+@pytest.mark.parametrize("as_frame", [False, True])
+def test_confounds_are_regressed_out_of_every_run(fitted, tiny_run, as_frame):
+    img, mask = tiny_run
+    confound = np.sin(np.arange(img.shape[3]) / 3.0)[:, None]
+    confounds = pd.DataFrame(confound, columns=["drift"]) if as_frame else confound
+    est = clone(fitted).fit(img, confounds=[confounds])
+    run = est._masked_run(img, confounds)
+    centred = confound - confound.mean()
+    assert np.abs(centred.T @ run).max() < 1e-3 * np.abs(run).sum(axis=0).max()
+    without = est._masked_run(img)
+    assert not np.allclose(run, without)
+    loadings = est.transform(img, confounds=[confounds])
+    assert loadings[0].shape == (img.shape[3], est.n_components)
+    assert np.isfinite(est.score(img, confounds=[confounds]))

@@ -1,71 +1,47 @@
 import json
+import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
+from nilearn.image import new_img_like
 
 from nilearn_stca.cli import main
+from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.demo import run_demo
+from nilearn_stca.evaluation import read_results
 
 TINY_SIMULATION = {"n_scans": 30, "resolution": 16, "networks": "procedural", "n_networks": 3}
-TINY_STCA = {"n_components": 4, "window_length": 10, "window_stride": 5, "n_epochs": 1}
+TINY_STCA = {"n_components": 4, "autoencoder_widths": (4, 4, 8, 8)}
+TINY_COMPARISON = {"window_length": 10, "window_stride": 5, "sweep_stride": 10}
+FAST = ["--window-length", "10", "--window-stride", "5", "--quiet"]
 
 
 def test_run_demo_writes_every_output(tmp_path):
     out = tmp_path / "demo"
-    scores = run_demo(out, TINY_SIMULATION, TINY_STCA, verbose=0)
-    assert sorted(p.name for p in out.iterdir()) == [
-        "best_windows.png",
-        "components.nii.gz",
-        "components.png",
-        "fbns.nii.gz",
-        "iou.csv",
-        "parameters.json",
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = run_demo(out, TINY_SIMULATION, TINY_STCA, TINY_COMPARISON, verbose=0)
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "results.csv",
+        "report.html",
+        "table1_static.md",
+        "table1_windows.tex",
+        "fig5_iou_over_windows.png",
+        "matched_maps_stca.png",
         "planted_networks.nii.gz",
-        "window_iou.csv",
-    ]
-    table = pd.read_csv(out / "iou.csv")
-    assert list(table.columns) == [
-        "network",
-        "component",
-        "iou",
-        "dice",
-        "window_mean_iou",
-        "window_mean_correlation",
-    ]
-    assert len(table) == 3
-    assert table.iou.between(0, 1).all() and (table.dice >= table.iou).all()
-    pd.testing.assert_frame_equal(table, scores, check_dtype=False)
-    windows = pd.read_csv(out / "window_iou.csv")
-    assert set(windows.start_scan) <= {0, 5, 10, 15, 20}
-    assert windows.correlation.between(-1, 1).all()
-    assert windows.correlated_component.between(0, 3).all()
+        "parameters.json",
+    } <= names
+    results = read_results(out / "results.csv")
+    assert set(results.method) == {"ica", "sdl", "stca"}
+    assert set(results.window) == {"static", 0, 10, 20}  # scored every 10 scans
+    assert set(results.template) == {"network_1", "network_2", "network_3"}
+    assert table == (out / "table1_static.md").read_text().strip()
     parameters = json.loads((out / "parameters.json").read_text())
-    assert parameters["n_steps"] == 5  # windows at 0, 5, ..., 20
     assert parameters["stca"]["learning_rate"] == 1e-3
     # Nothing is left beside the output folder.
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]
-
-
-def test_cli_demo(tmp_path, capsys):
-    # The CLI only exposes --n-scans and --n-epochs; a 40-scan run with the demo's
-    # 40-scan window is one window.
-    out = tmp_path / "cli"
-    assert main(["demo", "--out", str(out), "--n-scans", "40", "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    assert "mean IoU with the planted networks" in printed
-    assert (out / "iou.csv").is_file()
-
-
-def test_cli_bad_out(tmp_path, capsys):
-    not_a_folder = tmp_path / "file.txt"
-    not_a_folder.write_text("x")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--out", str(not_a_folder)])
-    assert exit_info.value.code == 2
-    assert "exists and is not a folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--n-scans", "0"])
-    assert exit_info.value.code == 2
 
 
 def test_cli_demo_too_short_run(tmp_path, capsys):
@@ -74,3 +50,134 @@ def test_cli_demo_too_short_run(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "fewer than window_length=40" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------- compare
+@pytest.fixture(scope="module")
+def fmriprep_dir(tmp_path_factory):
+    """Two subjects laid out as fMRIPrep outputs, with a label atlas of the planted networks."""
+    folder = tmp_path_factory.mktemp("derivatives")
+    sim = simulate_dynamic_rsfmri(n_subjects=2, **TINY_SIMULATION, snr=3.0)
+    rng = np.random.RandomState(0)
+    funcs = []
+    for subject, img in zip(["sub-01", "sub-02"], sim.func, strict=True):
+        func = folder / f"{subject}_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+        img.to_filename(func)
+        funcs.append(str(func))
+        columns = {}
+        for name in ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]:
+            motion = rng.randn(30)
+            derivative = np.r_[np.nan, np.diff(motion)]
+            columns |= {
+                name: motion,
+                f"{name}_derivative1": derivative,
+                f"{name}_power2": motion**2,
+                f"{name}_derivative1_power2": derivative**2,
+            }
+        columns |= {"white_matter": rng.rand(30), "csf": rng.rand(30)}
+        columns["cosine00"] = np.cos(np.arange(30) * np.pi / 30)
+        stem = f"{subject}_task-rest_desc-confounds_timeseries"
+        pd.DataFrame(columns).to_csv(folder / f"{stem}.tsv", sep="\t", index=False, na_rep="n/a")
+        (folder / f"{stem}.json").write_text("{}")
+    maps = sim.maps_img.get_fdata()
+    labels = np.where(maps.max(axis=-1) >= 0.5, maps.argmax(axis=-1) + 1, 0)
+    atlas = folder / "atlas.nii.gz"
+    new_img_like(sim.mask_img, labels.astype(np.int16)).to_filename(atlas)
+    mask = folder / "mask.nii.gz"
+    sim.mask_img.to_filename(mask)
+    return {"funcs": funcs, "atlas": str(atlas), "mask": str(mask), "folder": folder}
+
+
+def test_cli_compare_with_fmriprep_confounds(fmriprep_dir, tmp_path, capsys):
+    out = tmp_path / "comparison"
+    argv = ["compare", *fmriprep_dir["funcs"], "--out", str(out), "--methods", "sdl", "stca"]
+    argv += ["--templates", fmriprep_dir["atlas"], "--mask", fmriprep_dir["mask"]]
+    argv += ["--confounds", "fmriprep", "--n-components", "4", "--sweep-stride", "10", *FAST]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| template" in printed and "label_1" in printed
+    results = read_results(out / "results.csv")
+    assert list(results.subject.unique()) == ["sub-01", "sub-02"]  # from the BIDS names
+    assert set(results.method) == {"sdl", "stca"}
+    assert set(results.window) == {"static", 0, 10, 20}
+    assert set(results.template) == {"label_1", "label_2", "label_3"}
+    settings = json.loads((out / "comparison.json").read_text())
+    assert all(c is not None for c in settings["confounds"])
+    assert (out / "report.html").stat().st_size > 10_000
+
+
+def _cli_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    assert err.startswith("nilearn-stca: error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--methods", "pca"], "invalid choice: 'pca'"),
+        (["--preset", "smith"], "invalid choice: 'smith'"),
+        (["--window-length", "0"], "must be >= 1"),
+        (["--confounds", "a.tsv"], "1 files for 2 FUNC"),
+        (["--mask", "no_mask.nii.gz"], "no_mask.nii.gz: no such file"),
+        (["--window-length", "31"], "fewer than window_length=31"),
+    ],
+)
+def test_cli_compare_bad_options(fmriprep_dir, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    err = _cli_error(["compare", *fmriprep_dir["funcs"], "--out", str(out), *extra], capsys)
+    assert message in err
+    assert not out.exists()
+
+
+def test_cli_compare_bad_files(fmriprep_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    missing = str(tmp_path / "sub-09_bold.nii.gz")
+    assert "sub-09_bold.nii.gz: no such file" in _cli_error(
+        ["compare", missing, "--out", str(out)], capsys
+    )
+    assert "a 3D image" in _cli_error(["compare", fmriprep_dir["mask"], "--out", str(out)], capsys)
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    assert "not a NIfTI image" in _cli_error(["compare", str(text), "--out", str(out)], capsys)
+    assert "exists and is not a folder" in _cli_error(
+        ["compare", fmriprep_dir["funcs"][0], "--out", str(text)], capsys
+    )
+    assert not out.exists()
+
+
+def test_cli_compare_refuses_another_comparisons_folder(fmriprep_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["compare", fmriprep_dir["funcs"][0], "--out", str(out), "--methods", "sdl"]
+    base += ["--templates", fmriprep_dir["atlas"], "--mask", fmriprep_dir["mask"], "--no-windows"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*base, *FAST]) == 0
+    capsys.readouterr()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    err = _cli_error([*base, *FAST, "--threshold", "2.5"], capsys)
+    assert "holds a comparison with other settings" in err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_cli_paper_preset_settings(fmriprep_dir):
+    from nilearn_stca.cli import _compare_kwargs, build_parser
+
+    func = fmriprep_dir["funcs"][0]
+    args = build_parser().parse_args(["compare", func, "--out", "o", "--preset", "paper"])
+    kwargs = _compare_kwargs(args)
+    assert kwargs["window_length"] == 40 and kwargs["window_stride"] == 1
+    assert kwargs["threshold"] == 3.6 and kwargs["templates"] == "smith2009"
+    assert kwargs["method_params"]["stca"]["n_components"] == 64
+    assert kwargs["mask_img"].shape == (50, 59, 48)  # nilearn's 4 mm MNI152 brain mask
+    args = build_parser().parse_args(
+        ["compare", func, "--out", "o", "--preset", "paper", "--window-length", "30"]
+    )
+    assert _compare_kwargs(args)["window_length"] == 30  # explicit options win

@@ -80,11 +80,25 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         runs_and_confounds = load_runs(imgs, confounds, self.window_length)
         loaded = [img for img, _ in runs_and_confounds]
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
-        estimator = self._make_estimator().fit(loaded, confounds=conf)
+        estimator = self._make_estimator()
+        try:
+            estimator.fit(loaded, confounds=conf)
+            components = postprocess_maps(estimator.components_)
+        except ValueError as error:
+            if "No component found" not in str(error):
+                raise
+            warnings.warn(
+                f"{type(self).__name__}: no component found in the static fit; its maps are "
+                f"all zeros. {self._empty_window_hint(static=True)}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            n_voxels = int(np.count_nonzero(np.asanyarray(estimator.mask_img_.dataobj)))
+            components = np.zeros((self.n_components, n_voxels), dtype=np.float32)
         self.estimator_ = estimator
         self.masker_ = estimator.masker_
         self.mask_img_ = estimator.mask_img_
-        self.components_ = postprocess_maps(estimator.components_)
+        self.components_ = components
         self.components_img_ = self.masker_.inverse_transform(self.components_)
         return self
 
@@ -120,7 +134,9 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
             maps = np.vstack([maps, padding])
         return maps
 
-    def _empty_window_hint(self):
+    def _empty_window_hint(self, static=False):
+        if static:
+            return "The run may be too short or too noisy for this method's parameters."
         return "Windows may be too short for this method's parameters."
 
     def _iter_run_maps(self, run, starts):

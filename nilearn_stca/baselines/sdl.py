@@ -184,5 +184,7 @@ class SDLDecomposition(_WindowedDecomposition):
         # dict_init holds maps of the static fit's scale and grid; each window starts afresh.
         return {"alpha": alpha, "dict_init": None}
 
-    def _empty_window_hint(self):
+    def _empty_window_hint(self, static=False):
+        if static:
+            return "Lower alpha (sparsity of the static fit) or give a longer run."
         return "Lower window_alpha (sparsity of the window fits) or lengthen window_length."

@@ -1,6 +1,25 @@
-"""Evaluation of component maps against reference networks: overlap metrics and matching."""
+"""Evaluation against reference networks: templates, overlap metrics, matching, the
+three-method comparison, its tables, figures and report."""
 
-from .metrics import dice_matrix, iou_matrix, match_components
+from .comparison import PRESETS, compare, paper_protocol, read_results
+from .metrics import dice_matrix, iou_matrix, match_components, score_maps
+from .outputs import write_comparison_report
+from .tables import PAPER_TABLE1_MEAN_IOU, format_table, paper_comparison, table1
 from .templates import load_rsn_templates
 
-__all__ = ["dice_matrix", "iou_matrix", "load_rsn_templates", "match_components"]
+__all__ = [
+    "PAPER_TABLE1_MEAN_IOU",
+    "PRESETS",
+    "compare",
+    "dice_matrix",
+    "format_table",
+    "iou_matrix",
+    "load_rsn_templates",
+    "match_components",
+    "paper_comparison",
+    "paper_protocol",
+    "read_results",
+    "score_maps",
+    "table1",
+    "write_comparison_report",
+]

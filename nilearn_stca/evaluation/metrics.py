@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from ..maps import threshold_maps
+
 
 def _overlaps(components, templates):
     components = np.asarray(components, dtype=bool)
@@ -77,4 +79,39 @@ def match_components(scores, strategy="max"):
     matched = np.where(components >= 0, scores[components, np.arange(n_templates)], 0.0)
     return pd.DataFrame(
         {"template": np.arange(n_templates), "component": components, "score": matched}
+    )
+
+
+def score_maps(z_maps, template_masks, names, threshold=3.6, strategy="max"):
+    """Threshold z-maps, match them to binary templates by IoU and score each match.
+
+    Parameters
+    ----------
+    z_maps : ndarray, shape (n_components, n_voxels)
+        Maps z-scored over the mask.
+    template_masks : ndarray of bool, shape (n_templates, n_voxels)
+    names : sequence of str
+        One name per template.
+    threshold : float, default=3.6
+        A component's network is where its z-map is at least this.
+    strategy : {"max", "hungarian"}, default="max"
+        See :func:`match_components`.
+
+    Returns
+    -------
+    scores : pandas.DataFrame
+        One row per template: ``template`` (its name), ``component`` (-1 if none), ``iou``
+        and ``dice`` of the matched component (0 if none).
+    """
+    components = threshold_maps(z_maps, threshold)
+    matches = match_components(iou_matrix(components, template_masks), strategy)
+    matched = matches.component.to_numpy()
+    dice = dice_matrix(components, template_masks)[matched, np.arange(len(matched))]
+    return pd.DataFrame(
+        {
+            "template": list(names),
+            "component": matched,
+            "iou": matches.score.to_numpy(),
+            "dice": np.where(matched >= 0, dice, 0.0),
+        }
     )

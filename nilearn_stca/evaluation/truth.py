@@ -4,8 +4,7 @@ import numpy as np
 import pandas as pd
 from nilearn.masking import apply_mask
 
-from ..maps import threshold_maps
-from .metrics import dice_matrix, iou_matrix, match_components
+from .metrics import score_maps
 
 #: Planted maps of the simulator lie in [0, 1]; their "core", where a map reaches this value,
 #: is the network used for scoring (the same voxels define the simulator's SNR).
@@ -13,18 +12,8 @@ TRUTH_THRESHOLD = 0.5
 
 
 def _score(z_maps, truth, names, threshold, strategy="max"):
-    components = threshold_maps(z_maps, threshold)
-    matches = match_components(iou_matrix(components, truth), strategy)
-    matched = matches.component.to_numpy()
-    dice = dice_matrix(components, truth)[matched, np.arange(len(matched))]
-    return pd.DataFrame(
-        {
-            "network": names,
-            "component": matched,
-            "iou": matches.score.to_numpy(),
-            "dice": np.where(matched >= 0, dice, 0.0),
-        }
-    )
+    scores = score_maps(z_maps, truth, names, threshold, strategy)
+    return scores.rename(columns={"template": "network"})
 
 
 def _masked_truth(truth_maps_img, mask_img, network_names):

@@ -1,0 +1,223 @@
+"""Figures of a method comparison: IoU over windows, static IoU per template, matched maps.
+
+All functions take the tidy ``results`` table of :func:`nilearn_stca.evaluation.compare`
+(one row per subject, method, window and template) and use matplotlib's object API only, so
+they work with any backend (e.g. ``MPLBACKEND=Agg`` on a headless machine).
+"""
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+from nilearn.datasets import load_mni152_template
+from nilearn.image import check_niimg_4d, index_img
+from nilearn.plotting import find_xyz_cut_coords, plot_stat_map
+
+#: Display names of the methods, in the order they are plotted.
+METHOD_NAMES = {"ica": "ICA", "sdl": "SDL", "stca": "STCA"}
+
+STATIC = "static"
+DPI = 80
+
+
+def display_results(results):
+    """Copy of ``results`` with display method names, and the method and template orders.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results of :func:`nilearn_stca.evaluation.compare`.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        A copy whose ``method`` column holds display names ("ICA", "SDL", "STCA").
+    methods : list of str
+        Display names present: the known methods first (ICA, SDL, STCA), then any other in
+        order of first appearance.
+    templates : list of str
+        Templates in order of first appearance.
+    """
+    results = results.copy()
+    results["method"] = results["method"].map(lambda method: METHOD_NAMES.get(method, method))
+    present = list(results["method"].unique())
+    methods = [name for name in METHOD_NAMES.values() if name in present]
+    methods += [name for name in present if name not in methods]
+    return results, methods, list(results["template"].unique())
+
+
+def is_static(results):
+    """Boolean Series: whether each row of ``results`` is a static map (not a window)."""
+    # ``window`` mixes the string "static" and ints, so compare element by element.
+    return results["window"].map(lambda window: isinstance(window, str) and window == STATIC)
+
+
+def _save(figure, output_file):
+    if output_file is not None:
+        figure.savefig(output_file, dpi=DPI, bbox_inches="tight")
+        plt.close(figure)
+
+
+def plot_iou_over_windows(results, output_file=None):
+    """IoU of the matched window maps over the window start, one facet per template.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results of :func:`nilearn_stca.evaluation.compare`; static rows are ignored.
+    output_file : str or Path, default=None
+        If given, the figure is saved there (and closed).
+
+    Returns
+    -------
+    grid : seaborn.FacetGrid
+        One axis per template, one line per method: the mean over subjects with a band of
+        one standard deviation.
+    """
+    data, methods, templates = display_results(results[~is_static(results)])
+    if data.empty:
+        raise ValueError("results has no sliding-window rows (window != 'static') to plot.")
+    data["window"] = data["window"].astype(int)
+    grid = sns.relplot(
+        data=data,
+        x="window",
+        y="iou",
+        hue="method",
+        hue_order=methods,
+        col="template",
+        col_order=templates,
+        col_wrap=min(5, len(templates)),
+        kind="line",
+        errorbar="sd",
+        height=2.6,
+        aspect=1.3,
+    )
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("Window start (scan)", "IoU")
+    grid.legend.set_title("")
+    _save(grid.figure, output_file)
+    return grid
+
+
+def plot_static_iou(results, kind="bar", output_file=None):
+    """IoU of the matched static maps per template and method (Table 1 as a figure).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results of :func:`nilearn_stca.evaluation.compare`; window rows are ignored.
+    kind : {"bar", "box"}, default="bar"
+        "bar": mean over subjects with standard-deviation error bars; "box": box plots.
+    output_file : str or Path, default=None
+        If given, the figure is saved there (and closed).
+
+    Returns
+    -------
+    grid : seaborn.FacetGrid
+    """
+    if kind not in ("bar", "box"):
+        raise ValueError(f"kind must be 'bar' or 'box', got {kind!r}.")
+    data, methods, templates = display_results(results[is_static(results)])
+    if data.empty:
+        raise ValueError("results has no static rows (window == 'static') to plot.")
+    extra = {"errorbar": "sd", "capsize": 0.1} if kind == "bar" else {}
+    grid = sns.catplot(
+        data=data,
+        x="template",
+        y="iou",
+        hue="method",
+        order=templates,
+        hue_order=methods,
+        kind=kind,
+        height=4,
+        aspect=max(1.5, 0.4 * len(templates)),
+        **extra,
+    )
+    grid.set_axis_labels("", "IoU")
+    grid.set_xticklabels(rotation=35, ha="right")
+    grid.legend.set_title("")
+    _save(grid.figure, output_file)
+    return grid
+
+
+def plot_matched_maps(
+    maps_img,
+    template_masks_img,
+    components,
+    titles,
+    threshold=3.6,
+    output_file=None,
+    bg_img=None,
+):
+    """One panel per template: its matched map over the template's outline.
+
+    Parameters
+    ----------
+    maps_img : Niimg-like
+        4D image of the maps (e.g. a method's static maps, or one window's maps).
+    template_masks_img : Niimg-like
+        4D image of the binary template masks, one volume per template.
+    components : sequence of int
+        For each template, the index in ``maps_img`` of its matched map, or -1 if none
+        (the panel is then left empty).
+    titles : sequence of str
+        For each template, the title of its panel.
+    threshold : float, default=3.6
+        Maps are shown where their absolute value is at least this.
+    output_file : str or Path, default=None
+        If given, the figure is saved there (and closed).
+    bg_img : Niimg-like, default=None
+        Background image; the MNI152 template at 2 mm (bundled with nilearn) by default.
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+        A grid of two columns, a panel per template in order.
+    """
+    template_masks_img = check_niimg_4d(template_masks_img)
+    components = [int(component) for component in components]
+    n_templates = template_masks_img.shape[3]
+    if not len(components) == len(titles) == n_templates:
+        raise ValueError(
+            f"components and titles need one entry per template ({n_templates}), got "
+            f"{len(components)} and {len(titles)}."
+        )
+    if bg_img is None:
+        bg_img = load_mni152_template(resolution=2)
+    n_columns = 2
+    n_rows = -(-len(titles) // n_columns)
+    height = 2.6 * n_rows
+    # Leave about half an inch for the suptitle, whatever the number of rows.
+    figure, axes = plt.subplots(
+        n_rows,
+        n_columns,
+        figsize=(14, height),
+        squeeze=False,
+        gridspec_kw={"top": 1 - 0.5 / height},
+    )
+    for index, (ax, component, title) in enumerate(
+        zip(axes.flat, components, titles, strict=False)
+    ):
+        if component < 0:
+            ax.set_axis_off()
+            ax.set_title(f"{title}: no matched map")
+            continue
+        template_mask = index_img(template_masks_img, index)
+        display = plot_stat_map(
+            index_img(maps_img, component),
+            bg_img=bg_img,
+            threshold=threshold,
+            cut_coords=find_xyz_cut_coords(template_mask),
+            axes=ax,
+            title=title,
+            colorbar=False,
+            black_bg=False,
+            annotate=False,
+        )
+        display.add_contours(template_mask, levels=[0.5], colors="limegreen", linewidths=1.5)
+    for ax in axes.ravel()[len(titles) :]:
+        ax.set_axis_off()
+    figure.suptitle(
+        f"Matched maps at |value| >= {threshold} and templates (green outline)",
+        y=1 - 0.1 / height,
+    )
+    _save(figure, output_file)
+    return figure

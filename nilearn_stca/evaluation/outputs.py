@@ -1,0 +1,118 @@
+"""Tables, figures and the HTML report of a finished comparison folder."""
+
+import json
+from pathlib import Path
+
+from nilearn.image import load_img
+
+from .comparison import RESULTS_FILE, SETTINGS_FILE, TEMPLATES_FILE, read_results
+from .figures import is_static, plot_iou_over_windows, plot_matched_maps, plot_static_iou
+from .report import write_report
+from .tables import cell_strings, format_table, paper_comparison, table1
+
+REPORT_FILE = "report.html"
+
+
+def _write_table(table, stem):
+    """``stem``.csv (numbers), .md and .tex ("mean ± sd" cells)."""
+    stem.with_suffix(".csv").write_text(format_table(table, "csv", decimals=2))
+    stem.with_suffix(".md").write_text(format_table(table, "markdown") + "\n")
+    stem.with_suffix(".tex").write_text(format_table(table, "latex"))
+
+
+def write_comparison_report(
+    out_dir, parameters=None, paper=False, title="STCA vs ICA vs SDL", threshold=3.6
+):
+    """Write tables, figures and ``report.html`` from a folder filled by ``compare``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The ``out_dir`` of a finished :func:`~nilearn_stca.evaluation.compare` (it holds
+        ``results.csv``, ``templates.nii.gz`` and ``maps/``).
+    parameters : dict, default=None
+        Shown in the report, with the comparison's settings (``comparison.json``).
+    paper : bool, default=False
+        Add the paper's Table 1 mean IoU beside ours (meaningful with the Smith 2009
+        templates and :func:`~nilearn_stca.evaluation.comparison.paper_protocol`).
+    title : str, default="STCA vs ICA vs SDL"
+    threshold : float, default=3.6
+        z threshold of the maps in the matched-maps figures.
+
+    Returns
+    -------
+    files : dict
+        ``{"report": Path, "tables": [Path...], "figures": [Path...]}``. Written:
+        ``table1_static.{csv,md,tex}``, ``table1_windows.*`` (if windows were scored),
+        ``paper_table1.md`` (if ``paper``), ``fig5_iou_over_windows.png``,
+        ``table1_static.png``, ``matched_maps_<method>.png`` (first subject's static maps)
+        and ``report.html``.
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / RESULTS_FILE).is_file():
+        raise ValueError(f"{out_dir} has no {RESULTS_FILE}: run compare(..., out_dir=) first.")
+    results = read_results(out_dir / RESULTS_FILE)
+    static = is_static(results)
+    tables = {"Table 1: IoU of the static maps (mean ± sd over subjects)": table1(results)}
+    if (~static).any():
+        tables["IoU of the window maps (mean ± sd over windows and subjects)"] = table1(
+            results, windows=True
+        )
+    written_tables = []
+    for table, stem in zip(tables.values(), ["table1_static", "table1_windows"], strict=False):
+        _write_table(table, out_dir / stem)
+        written_tables += [out_dir / f"{stem}{ext}" for ext in (".csv", ".md", ".tex")]
+    shown = {name: cell_strings(table) for name, table in tables.items()}
+    if paper:
+        comparison = paper_comparison(results)
+        (out_dir / "paper_table1.md").write_text(
+            comparison.to_markdown(disable_numparse=True) + "\n"
+        )
+        written_tables.append(out_dir / "paper_table1.md")
+        shown["Mean IoU: ours beside Table 1 of Liu et al. (2023)"] = comparison
+
+    figures = {}
+    if (~static).any():
+        path = out_dir / "fig5_iou_over_windows.png"
+        plot_iou_over_windows(results, output_file=path)
+        figures["IoU of the matched window maps over time (Fig. 5 layout)"] = path
+    path = out_dir / "table1_static.png"
+    plot_static_iou(results, kind="bar", output_file=path)
+    figures["IoU of the static maps per template (Table 1 as bars; mean ± sd)"] = path
+    figures.update(_matched_maps_figures(out_dir, results[static], threshold))
+
+    settings = json.loads((out_dir / SETTINGS_FILE).read_text())
+    report = write_report(
+        out_dir / REPORT_FILE,
+        results,
+        tables=shown,
+        figures={caption: str(path) for caption, path in figures.items()},
+        parameters={**(parameters or {}), "comparison": settings},
+        title=title,
+    )
+    return {"report": report, "tables": written_tables, "figures": list(figures.values())}
+
+
+def _matched_maps_figures(out_dir, static_rows, threshold):
+    """For the first subject, each method's matched static maps over the templates."""
+    templates_img = load_img(out_dir / TEMPLATES_FILE)
+    subject = static_rows["subject"].iloc[0]
+    figures = {}
+    for method, rows in static_rows[static_rows.subject == subject].groupby("method", sort=False):
+        maps_file = out_dir / "maps" / f"{subject}_{method}.nii.gz"
+        path = out_dir / f"matched_maps_{method}.png"
+        plot_matched_maps(
+            load_img(maps_file),
+            templates_img,
+            components=rows["component"].astype(int).tolist(),
+            titles=[
+                f"{r.template}: map {r.component}, IoU {r.iou:.2f}" for r in rows.itertuples()
+            ],
+            threshold=threshold,
+            output_file=path,
+        )
+        figures[
+            f"{method.upper()}, {subject}: matched static maps at z >= {threshold} over the "
+            "templates' outlines (Fig. 3 layout)"
+        ] = path
+    return figures

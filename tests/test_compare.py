@@ -1,0 +1,263 @@
+import warnings
+from html import unescape
+
+import numpy as np
+import pandas as pd
+import pytest
+from nilearn.masking import apply_mask
+
+from nilearn_stca.baselines import SDLDecomposition
+from nilearn_stca.datasets import simulate_dynamic_rsfmri
+from nilearn_stca.evaluation import (
+    compare,
+    format_table,
+    paper_comparison,
+    read_results,
+    score_maps,
+    table1,
+    write_comparison_report,
+)
+from nilearn_stca.evaluation import comparison as compare_module
+
+FAST_PARAMS = {
+    "ica": {"n_init": 1},
+    "stca": {"n_components": 4, "autoencoder_widths": (4, 4, 8, 8)},
+}
+WINDOW = {"window_length": 20, "window_stride": 10}
+STARTS = [0, 10, 20, 30]  # 50 scans, windows of 20 every 10 scans
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_dynamic_rsfmri(
+        n_subjects=2, n_scans=50, resolution=16, networks="procedural", n_networks=3, snr=3.0
+    )
+
+
+def _compare(sim, **kwargs):
+    params = {
+        "templates": sim.maps_img,
+        "template_threshold": 0.5,
+        "template_names": sim.network_names,
+        "mask_img": sim.mask_img,
+        "method_params": FAST_PARAMS,
+        "verbose": 0,
+        **WINDOW,
+        **kwargs,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nilearn's warnings on tiny data
+        return compare(sim.func, **params)
+
+
+@pytest.fixture(scope="module")
+def compared(sim, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("compare")
+    return _compare(sim, out_dir=out_dir), out_dir
+
+
+def test_one_row_per_subject_method_window_template(compared, sim):
+    results, _ = compared
+    assert list(results.columns) == [
+        "subject",
+        "method",
+        "window",
+        "template",
+        "component",
+        "iou",
+        "dice",
+        "runtime",
+    ]
+    expected = pd.MultiIndex.from_product(
+        [["sub-01", "sub-02"], ["ica", "sdl", "stca"], ["static", *STARTS], sim.network_names]
+    )
+    keys = pd.MultiIndex.from_frame(results[["subject", "method", "window", "template"]])
+    assert len(results) == len(expected)
+    assert set(keys) == set(expected)
+    assert results.iou.between(0, 1).all()
+    assert (results.dice >= results.iou - 1e-12).all()
+    assert (results.runtime > 0).all()
+    assert results.loc[results.method == "stca", "component"].between(-1, 3).all()
+
+
+def test_rows_equal_a_direct_fit_and_score(compared, sim):
+    results, _ = compared
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = SDLDecomposition(mask=sim.mask_img, random_state=0, **WINDOW).fit(sim.func[1])
+        windows = dict(est.iter_window_maps(sim.func[1]))
+    truth = apply_mask(sim.maps_img, sim.mask_img) >= 0.5
+    rows = results[(results.subject == "sub-02") & (results.method == "sdl")]
+    for window, maps in [("static", est.components_), *windows.items()]:
+        expected = score_maps(maps, truth, sim.network_names, threshold=3.6)
+        got = rows[rows.window == window]
+        np.testing.assert_array_equal(got.component, expected.component)
+        np.testing.assert_allclose(got.iou, expected.iou)
+        np.testing.assert_allclose(got.dice, expected.dice)
+
+
+def test_out_dir_holds_cells_maps_and_results(compared):
+    results, out_dir = compared
+    assert sorted(p.name for p in (out_dir / "cells").iterdir()) == [
+        f"sub-0{s}_{m}.csv" for s in (1, 2) for m in ("ica", "sdl", "stca")
+    ]
+    assert len(list((out_dir / "maps").glob("*.nii.gz"))) == 6
+    pd.testing.assert_frame_equal(read_results(out_dir / "results.csv"), results)
+
+
+def test_rerun_reuses_every_finished_cell(compared, sim, monkeypatch):
+    results, out_dir = compared
+    monkeypatch.setattr(compare_module, "_run_cell", _fail_if_called)
+    again = _compare(sim, out_dir=out_dir)
+    pd.testing.assert_frame_equal(again, results)
+
+
+def _fail_if_called(*args, **kwargs):
+    raise AssertionError("a finished cell was recomputed")
+
+
+def test_resume_after_interruption_recomputes_only_unfinished_cells(
+    compared, sim, tmp_path, monkeypatch
+):
+    results, _ = compared
+    out_dir = tmp_path / "interrupted"
+    original = SDLDecomposition._iter_run_maps
+    seen = []
+
+    def interrupted(self, run, starts):
+        for start, maps in original(self, run, starts):
+            seen.append(start)
+            if len(seen) == 2 + len(STARTS):  # second subject's SDL, second window
+                raise KeyboardInterrupt
+            yield start, maps
+
+    monkeypatch.setattr(SDLDecomposition, "_iter_run_maps", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _compare(sim, out_dir=out_dir)
+    monkeypatch.undo()
+    cells = sorted(p.name for p in (out_dir / "cells").iterdir())
+    assert cells == [
+        "sub-01_ica.csv",
+        "sub-01_sdl.csv",
+        "sub-01_stca.csv",
+        "sub-02_ica.csv",
+        "sub-02_sdl.csv.partial",
+    ]
+    partial = pd.read_csv(out_dir / "cells" / "sub-02_sdl.csv.partial")
+    assert list(partial.window) == ["static"] * 3 + ["0"] * 3  # written as they came
+    assert not (out_dir / "results.csv").exists()
+
+    ran = []
+    run_cell = compare_module._run_cell
+    monkeypatch.setattr(
+        compare_module,
+        "_run_cell",
+        lambda est, img, conf, subject, method, *rest: (
+            ran.append((subject, method)) or run_cell(est, img, conf, subject, method, *rest)
+        ),
+    )
+    resumed = _compare(sim, out_dir=out_dir)
+    assert ran == [("sub-02", "sdl"), ("sub-02", "stca")]
+    assert not list((out_dir / "cells").glob("*.partial"))
+    # Same numbers as the uninterrupted run (runtimes aside).
+    columns = ["subject", "method", "window", "template", "component", "iou", "dice"]
+    pd.testing.assert_frame_equal(resumed[columns], results[columns])
+
+
+def test_other_settings_in_the_same_out_dir_are_refused(compared, sim):
+    _, out_dir = compared
+    before = sorted(p.name for p in out_dir.rglob("*"))
+    with pytest.raises(ValueError, match="holds a comparison with other settings.*threshold"):
+        _compare(sim, out_dir=out_dir, threshold=3.0)
+    assert sorted(p.name for p in out_dir.rglob("*")) == before
+
+
+def test_static_only_and_hungarian(sim):
+    results = _compare(sim, methods=["sdl"], windows=False, strategy="hungarian")
+    assert set(results.window) == {"static"}
+    assert len(results) == 2 * 3
+    for _, rows in results.groupby("subject"):
+        matched = rows.component[rows.component >= 0]
+        assert matched.is_unique
+
+
+def test_sweep_stride_scores_fewer_windows(sim):
+    results = _compare(sim, methods=["sdl"], sweep_stride=20)
+    assert set(results.window) == {"static", 0, 20}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"methods": ["pca"]}, r"Unknown method\(s\) \['pca'\]"),
+        ({"method_params": {"sdl": {"window_length": 10}}}, "compare sets these"),
+        ({"method_params": {"gica": {}}}, "not among the methods"),
+        ({"strategy": "greedy"}, "Unknown strategy"),
+        ({"subjects": ["a", "a"]}, "subjects must be unique"),
+        ({"subjects": ["a/b", "c"]}, "letters, digits"),
+    ],
+)
+def test_bad_arguments(sim, kwargs, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        _compare(sim, out_dir=tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_three_d_image_is_refused(sim, tmp_path):
+    with pytest.raises(ValueError, match=r"imgs\[0\] is a 3D image"):
+        compare([sim.mask_img], templates=sim.maps_img, out_dir=tmp_path / "o", verbose=0)
+    assert not (tmp_path / "o").exists()
+
+
+def test_subject_labels_from_bids_names(sim, tmp_path):
+    paths = []
+    for label, img in zip(["sub-A1", "sub-B2"], sim.func, strict=True):
+        path = tmp_path / f"{label}_task-rest_bold.nii.gz"
+        img.to_filename(path)
+        paths.append(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = compare(
+            paths,
+            methods=["sdl"],
+            templates=sim.maps_img,
+            template_threshold=0.5,
+            mask_img=sim.mask_img,
+            windows=False,
+            verbose=0,
+            **WINDOW,
+        )
+    assert list(results.subject.unique()) == ["sub-A1", "sub-B2"]
+
+
+def test_tables_and_report(compared):
+    results, out_dir = compared
+    static = table1(results)
+    sdl = results[(results.method == "sdl") & (results.window == "static")]
+    expected = sdl.groupby("template", sort=False).iou
+    np.testing.assert_allclose(static[("SDL", "mean")].iloc[:-1], expected.mean())
+    np.testing.assert_allclose(static[("SDL", "sd")].iloc[:-1], expected.std())
+    per_subject = sdl.groupby("subject").iou.mean()
+    assert static.loc["mean", ("SDL", "mean")] == pytest.approx(per_subject.mean())
+    assert static.loc["mean", ("SDL", "sd")] == pytest.approx(per_subject.std())
+    windows = table1(results, windows=True)
+    window_rows = results[(results.method == "ica") & (results.window != "static")]
+    assert windows.loc["mean", ("ICA", "mean")] == pytest.approx(window_rows.iou.mean())
+
+    markdown = format_table(static)
+    first = static.iloc[0]
+    assert f"{first[('ICA', 'mean')]:.2f} ± {first[('ICA', 'sd')]:.2f}" in markdown
+    assert r"$\pm$" in format_table(static, "latex")
+    with pytest.raises(ValueError, match="Unknown fmt"):
+        format_table(static, "xlsx")
+
+    paper = paper_comparison(results)
+    assert list(paper.index) == ["ICA", "SDL", "STCA"]
+    assert list(paper.paper) == ["0.25", "0.30", "0.41"]
+
+    files = write_comparison_report(out_dir, parameters={"note": "test"}, paper=True)
+    html = unescape(files["report"].read_text())
+    assert html.count("data:image/png;base64,") == len(files["figures"]) == 5
+    assert "Liu et al." in html and '"note": "test"' in html
+    assert (out_dir / "table1_windows.tex").is_file()
+    assert pd.read_csv(out_dir / "table1_static.csv", header=[0, 1], index_col=0).shape == (4, 6)
