@@ -278,7 +278,10 @@ def _run_cell(
         stride = sweep_stride or estimator.window_stride
         n_windows = (n_scans - estimator.window_length) // stride + 1
         with tqdm(
-            total=n_windows, desc=f"{subject} {method} windows", leave=False, disable=not verbose
+            total=n_windows,
+            desc=f"{subject} {method} windows",
+            leave=False,
+            disable=not verbose or isinstance(estimator, STCADecomposition),
         ) as bar:
             while True:
                 started = time.perf_counter()
@@ -401,7 +404,9 @@ def compare(
             target_shape=mask_img.shape[:3],
             window_length=window_length,
             window_stride=window_stride,
-            verbose=max(0, verbose - 1),
+            # STCA's own bars show its training and window sweep; the baselines' nilearn
+            # estimators would print at every window.
+            verbose=verbose if isinstance(est, STCADecomposition) else max(0, verbose - 1),
         )
     if not isinstance(templates, Mapping):
         templates = load_rsn_templates(
