@@ -79,7 +79,8 @@ def read_results(path):
 
 
 # ---------------------------------------------------------------------- inputs
-def _subject_labels(imgs, subjects):
+def subject_labels(imgs, subjects=None):
+    """One label per run: ``subjects`` checked, or BIDS ``sub-`` labels, or sub-01, sub-02..."""
     if subjects is not None:
         labels = [str(s) for s in subjects]
         if len(labels) != len(imgs):
@@ -237,7 +238,8 @@ class _CellWriter:
 
 
 # ---------------------------------------------------------------------- the comparison
-def _rows(subject, method, window, scores, runtime):
+def result_rows(subject, method, window, scores, runtime):
+    """Rows of the results table for one (subject, method, window) from ``score_maps``."""
     return pd.DataFrame(
         {
             "subject": subject,
@@ -271,7 +273,7 @@ def _run_cell(
     estimator.fit([img], confounds=None if conf is None else [conf])
     fit_seconds = time.perf_counter() - started
     static = score_maps(estimator.components_, template_masks, names, **score_kwargs)
-    writer.add(_rows(subject, method, "static", static, fit_seconds))
+    writer.add(result_rows(subject, method, "static", static, fit_seconds))
     if windows:
         maps = estimator.iter_window_maps(img, confounds=conf, stride=sweep_stride)
         n_scans = load_img(img).shape[3]
@@ -290,7 +292,9 @@ def _run_cell(
                 except StopIteration:
                     break
                 scores = score_maps(window_maps, template_masks, names, **score_kwargs)
-                writer.add(_rows(subject, method, start, scores, time.perf_counter() - started))
+                writer.add(
+                    result_rows(subject, method, start, scores, time.perf_counter() - started)
+                )
                 bar.update()
     if folder.path is not None:
         estimator.components_img_.to_filename(folder.path / "maps" / f"{subject}_{method}.nii.gz")
@@ -387,7 +391,7 @@ def compare(
         in batches charges a batch to its first window).
     """
     pairs = pair_with_confounds(imgs, confounds)
-    labels = _subject_labels([img for img, _ in pairs], subjects)
+    labels = subject_labels([img for img, _ in pairs], subjects)
     for i, (img, _) in enumerate(pairs):
         load_4d_run(img, f"imgs[{i}]", window_length)
     if strategy not in ("max", "hungarian"):

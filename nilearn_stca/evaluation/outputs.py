@@ -81,7 +81,8 @@ def write_comparison_report(
     figures["IoU of the static maps per template (Table 1 as bars; mean ± sd)"] = path
     figures.update(_matched_maps_figures(out_dir, results[static], threshold))
 
-    settings = json.loads((out_dir / SETTINGS_FILE).read_text())
+    settings_file = out_dir / SETTINGS_FILE
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     report = write_report(
         out_dir / REPORT_FILE,
         results,
