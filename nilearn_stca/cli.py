@@ -60,6 +60,18 @@ def _func_file(value):
     return value
 
 
+def _json_object(value):
+    import json
+
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r}")
+    return parsed
+
+
 def build_parser():
     parser = _Parser(
         prog="nilearn-stca",
@@ -118,6 +130,23 @@ def build_parser():
     comp.add_argument("--no-windows", action="store_true", help="static maps only")
     comp.add_argument("--preset", choices=["paper"], help="paper: Liu et al.'s settings")
     comp.add_argument("--quiet", action="store_true", help="no progress bars")
+    engine = comp.add_argument_group("nipype", "run the comparison as a nipype workflow")
+    engine.add_argument(
+        "--nipype", action="store_true", help="one node per subject x method (cached, parallel)"
+    )
+    engine.add_argument(
+        "--plugin", default="MultiProc", help="nipype execution plugin (default: MultiProc)"
+    )
+    engine.add_argument("--n-procs", type=_positive_int, help="processes for MultiProc")
+    engine.add_argument(
+        "--plugin-args",
+        type=_json_object,
+        default={},
+        help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=8G"}\' for SLURM',
+    )
+    engine.add_argument(
+        "--work-dir", type=_writable_out_dir, help="nipype's cache (default: OUT/work)"
+    )
     return parser
 
 
@@ -193,20 +222,65 @@ def _run_compare(args, argv):
 
     kwargs = _compare_kwargs(args)
     confounds = _load_confounds(args.confounds, args.func)
-    results = compare(
-        args.func, confounds=confounds, out_dir=args.out, verbose=0 if args.quiet else 1, **kwargs
-    )
     paper = args.preset == "paper"
     parameters = {"command": ["nilearn-stca", *argv], "compare": _jsonable(kwargs)}
-    files = write_comparison_report(
-        args.out, parameters=parameters, paper=paper, threshold=kwargs.get("threshold", 3.6)
-    )
+    if args.nipype:
+        results = _run_workflow(args, kwargs, confounds, parameters, paper)
+        files = {"report": args.out / "report.html"}
+    else:
+        results = compare(
+            args.func,
+            confounds=confounds,
+            out_dir=args.out,
+            verbose=0 if args.quiet else 1,
+            **kwargs,
+        )
+        files = write_comparison_report(
+            args.out, parameters=parameters, paper=paper, threshold=kwargs.get("threshold", 3.6)
+        )
     print("Table 1: IoU of the static maps with the templates (mean ± sd over subjects)")
     print(format_table(table1(results)))
     if paper:
         print("\nMean IoU, ours beside Table 1 of Liu et al. (2023)")
         print(paper_comparison(results).to_markdown(disable_numparse=True))
     print(f"\nreport: {files['report']}")
+
+
+def _run_workflow(args, kwargs, confounds, parameters, paper):
+    """``compare`` through :func:`~nilearn_stca.workflows.init_comparison_wf`."""
+    from .evaluation import read_results
+    from .workflows import init_comparison_wf
+
+    work_dir = args.work_dir or args.out / "work"
+    inputs = work_dir / "inputs"
+    mask = kwargs.pop("mask_img", None)
+    if mask is not None and not isinstance(mask, (str, Path)):  # the preset's MNI mask
+        inputs.mkdir(parents=True, exist_ok=True)
+        mask.to_filename(inputs / "mask.nii.gz")
+        mask = str(inputs / "mask.nii.gz")
+    confounds_files = None
+    if confounds is not None:
+        inputs.mkdir(parents=True, exist_ok=True)
+        confounds_files = []
+        for i, table in enumerate(confounds, start=1):
+            path = inputs / f"confounds_run-{i:02d}.tsv"
+            table.to_csv(path, sep="\t", index=False)
+            confounds_files.append(str(path))
+    workflow = init_comparison_wf(
+        args.func,
+        mask_file=mask,
+        confounds_files=confounds_files,
+        out_dir=args.out,
+        base_dir=work_dir,
+        parameters=parameters,
+        paper=paper,
+        **kwargs,
+    )
+    plugin_args = dict(args.plugin_args)
+    if args.n_procs:
+        plugin_args["n_procs"] = args.n_procs
+    workflow.run(plugin=args.plugin, plugin_args=plugin_args)
+    return read_results(args.out / "results.csv")
 
 
 def _jsonable(kwargs):
@@ -240,6 +314,11 @@ def main(argv=None):
             _run_compare(args, argv)
     except ValueError as error:
         parser.exit(2, f"nilearn-stca: error: {error}\n")
+    except RuntimeError as error:
+        if not getattr(args, "nipype", False):
+            raise
+        # nipype has logged each failed node and its crash file; finished nodes are cached.
+        parser.exit(1, f"nilearn-stca: error: {error} Fix the cause and rerun to resume.\n")
     return 0
 
 

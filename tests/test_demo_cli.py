@@ -181,3 +181,22 @@ def test_cli_paper_preset_settings(fmriprep_dir):
         ["compare", func, "--out", "o", "--preset", "paper", "--window-length", "30"]
     )
     assert _compare_kwargs(args)["window_length"] == 30  # explicit options win
+
+
+def test_cli_compare_nipype_gives_the_same_table(fmriprep_dir, tmp_path, capsys):
+    base = ["compare", *fmriprep_dir["funcs"], "--methods", "sdl", "--sweep-stride", "10"]
+    base += ["--templates", fmriprep_dir["atlas"], "--mask", fmriprep_dir["mask"]]
+    base += ["--confounds", "fmriprep", *FAST]
+    tables = []
+    for extra in ([], ["--nipype", "--n-procs", "2"]):
+        out = tmp_path / ("nipype" if extra else "python")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main([*base, "--out", str(out), *extra]) == 0
+        assert (out / "report.html").is_file()
+        tables.append(read_results(out / "results.csv").drop(columns="runtime"))
+    capsys.readouterr()
+    assert (tmp_path / "nipype" / "work" / "inputs" / "confounds_run-02.tsv").is_file()
+    order = ["subject", "method", "window", "template"]
+    python, nipype = (t.sort_values(order, key=lambda c: c.astype(str)) for t in tables)
+    pd.testing.assert_frame_equal(python.reset_index(drop=True), nipype.reset_index(drop=True))
