@@ -39,6 +39,14 @@ def test_max_vs_hungarian_matching():
         match_components(scores, "best")
 
 
+@pytest.mark.parametrize("strategy", ["max", "hungarian"])
+def test_a_template_nothing_overlaps_has_no_match(strategy):
+    scores = np.array([[0.5, 0.0, 0.0], [0.2, 0.0, 0.3]])
+    matches = match_components(scores, strategy)
+    assert matches.component.tolist()[1] == -1
+    assert matches.score.tolist()[1] == 0.0
+
+
 def test_score_against_truth_recovers_planted_networks_exactly():
     import nibabel as nib
 

@@ -63,8 +63,8 @@ def match_components(scores, strategy="max"):
     Returns
     -------
     matches : pandas.DataFrame
-        One row per template: ``template`` (column index), ``component`` (row index, -1 if
-        none) and ``score``.
+        One row per template: ``template`` (column index), ``component`` (row index; -1 if
+        none, or if the best component's score is 0: no overlap) and ``score``.
     """
     scores = np.asarray(scores, dtype=float)
     n_templates = scores.shape[1]
@@ -77,6 +77,9 @@ def match_components(scores, strategy="max"):
     else:
         raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
     matched = np.where(components >= 0, scores[components, np.arange(n_templates)], 0.0)
+    # A component that does not overlap the template at all is no match.
+    components[matched <= 0] = -1
+    matched = np.maximum(matched, 0.0)
     return pd.DataFrame(
         {"template": np.arange(n_templates), "component": components, "score": matched}
     )
