@@ -464,14 +464,9 @@ class SDL(_Decomposition):
 
 
 # ---------------------------------------------------------------------- scoring
-class EvaluateIoUInputSpec(BaseInterfaceInputSpec):
-    components_file = File(exists=True, mandatory=True, desc="4D static z-maps")
-    windows_dir = Directory(exists=True, desc="one run's window maps (window-*_maps.nii.gz)")
-    mask_file = File(
-        exists=True,
-        desc="mask of the maps (a decomposition's mask_file); if not given, the voxels where "
-        "any static map is non-zero",
-    )
+class _TemplatesInputSpec(BaseInterfaceInputSpec):
+    """The reference networks, as :func:`~nilearn_stca.evaluation.load_rsn_templates` takes."""
+
     templates = traits.Either(
         traits.Enum("smith2009"),
         File(exists=True),
@@ -483,6 +478,16 @@ class EvaluateIoUInputSpec(BaseInterfaceInputSpec):
         DEFAULT_TEMPLATE_THRESHOLD, usedefault=True, desc="threshold of the template maps"
     )
     template_names = traits.List(traits.Str, desc="one name per template")
+
+
+class EvaluateIoUInputSpec(_TemplatesInputSpec):
+    components_file = File(exists=True, mandatory=True, desc="4D static z-maps")
+    windows_dir = Directory(exists=True, desc="one run's window maps (window-*_maps.nii.gz)")
+    mask_file = File(
+        exists=True,
+        desc="mask of the maps (a decomposition's mask_file); if not given, the voxels where "
+        "any static map is non-zero",
+    )
     threshold = traits.Float(3.6, usedefault=True, desc="z threshold of the maps")
     strategy = traits.Enum("max", "hungarian", usedefault=True, desc="matching of maps")
     subject = traits.Str(mandatory=True, desc="subject label of the rows")
@@ -566,20 +571,9 @@ class EvaluateIoU(SimpleInterface):
 
 
 # ---------------------------------------------------------------------- comparison steps
-class PrepareComparisonInputSpec(BaseInterfaceInputSpec):
+class PrepareComparisonInputSpec(_TemplatesInputSpec):
     in_files = InputMultiObject(File(exists=True), mandatory=True, desc="every subject's run")
     mask_file = File(exists=True, desc="the mask of every method; if not given, EPI mask")
-    templates = traits.Either(
-        traits.Enum("smith2009"),
-        File(exists=True),
-        default="smith2009",
-        usedefault=True,
-        desc="'smith2009', a 4D map image or a 3D label atlas (load_rsn_templates)",
-    )
-    template_threshold = traits.Float(
-        DEFAULT_TEMPLATE_THRESHOLD, usedefault=True, desc="threshold of the template maps"
-    )
-    template_names = traits.List(traits.Str, desc="one name per template")
 
 
 class PrepareComparisonOutputSpec(TraitedSpec):
