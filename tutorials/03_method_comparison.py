@@ -14,6 +14,7 @@
 
 # %%
 import os
+import shutil
 import time
 import warnings
 
@@ -86,6 +87,7 @@ settings = dict(
     out_dir="comparison",
     verbose=0,
 )
+shutil.rmtree("comparison", ignore_errors=True)  # start afresh: a rerun reuses what is there
 started = time.perf_counter()
 results = compare(data.func, **settings)
 print(f"compare: {time.perf_counter() - started:.0f} s")
