@@ -1,12 +1,11 @@
 """Pickling of estimators that hold a torch network: device-independent, written atomically."""
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 from sklearn.utils.validation import check_is_fitted
 
+from ._io import atomic_path
 from .network import STCANetwork
 
 
@@ -47,14 +46,8 @@ class NetworkPicklingMixin:
         """
         check_is_fitted(self)
         path = Path(path)
-        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                pickle.dump(self, stream, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as partial, partial.open("wb") as stream:
+            pickle.dump(self, stream, protocol=pickle.HIGHEST_PROTOCOL)
         return path
 
     @classmethod

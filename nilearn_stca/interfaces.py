@@ -30,7 +30,6 @@ subfolder).
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import time
@@ -54,6 +53,7 @@ from nipype.interfaces.base import (
 )
 from threadpoolctl import threadpool_limits
 
+from ._io import atomic_path
 from .baselines import ICADecomposition, SDLDecomposition
 from .decomposition import STCADecomposition
 from .evaluation.comparison import (
@@ -112,10 +112,8 @@ def write_window_maps(estimator, imgs, out_dir, confounds=None, stride=None):
         run_dir = out_dir if len(imgs) == 1 else out_dir / f"run-{i + 1:02d}"
         run_dir.mkdir(parents=True)
         for start, maps in estimator.iter_window_maps(img, confounds=conf, stride=stride):
-            path = run_dir / _WINDOW_FILE.format(start=start)
-            partial = run_dir / f".partial_{path.name}"
-            estimator.masker_.inverse_transform(maps).to_filename(partial)
-            os.replace(partial, path)
+            with atomic_path(run_dir / _WINDOW_FILE.format(start=start)) as partial:
+                estimator.masker_.inverse_transform(maps).to_filename(partial)
     return out_dir
 
 
@@ -682,9 +680,8 @@ class ComparisonReport(SimpleInterface):
         settings = inputs.settings if isdefined(inputs.settings) else {}
         (out_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
         results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
-        partial = out_dir / f"{RESULTS_FILE}.partial"
-        results.to_csv(partial, index=False)
-        os.replace(partial, out_dir / RESULTS_FILE)
+        with atomic_path(out_dir / RESULTS_FILE) as partial:
+            results.to_csv(partial, index=False)
         files = write_comparison_report(
             out_dir,
             parameters=inputs.parameters if isdefined(inputs.parameters) else None,

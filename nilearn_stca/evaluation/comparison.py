@@ -23,9 +23,12 @@ from sklearn.base import clone
 from tqdm.auto import tqdm
 
 from .._checks import load_4d_run, pair_with_confounds
+from .._io import atomic_path
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..decomposition import STCADecomposition
+from ..windows import window_starts
 from .metrics import score_maps
+from .tables import STATIC
 from .templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
 
 #: The methods ``compare`` knows by name.
@@ -73,7 +76,7 @@ PRESETS = {"paper": paper_protocol}
 def read_results(path):
     """Read a results CSV written by :func:`compare`; ``window`` is "static" or an int."""
     results = pd.read_csv(path, dtype={"subject": str, "method": str, "window": str})
-    results["window"] = [w if w == "static" else int(w) for w in results["window"]]
+    results["window"] = [w if w == STATIC else int(w) for w in results["window"]]
     results["window"] = results["window"].astype(object)
     return results
 
@@ -201,19 +204,14 @@ class _ResultsFolder:
         (self.path / "cells").mkdir(parents=True, exist_ok=True)
         (self.path / "maps").mkdir(exist_ok=True)
         if not settings_file.exists():
-            _write_atomic(settings_file, json.dumps(settings, indent=2))
+            with atomic_path(settings_file) as partial:
+                partial.write_text(json.dumps(settings, indent=2))
 
     def cell_file(self, subject, method):
         return self.path / "cells" / f"{subject}_{method}.csv"
 
     def finished(self, subject, method):
         return self.path is not None and self.cell_file(subject, method).exists()
-
-
-def _write_atomic(path, text):
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 class _CellWriter:
@@ -273,14 +271,13 @@ def _run_cell(
     estimator.fit([img], confounds=None if conf is None else [conf])
     fit_seconds = time.perf_counter() - started
     static = score_maps(estimator.components_, template_masks, names, **score_kwargs)
-    writer.add(result_rows(subject, method, "static", static, fit_seconds))
+    writer.add(result_rows(subject, method, STATIC, static, fit_seconds))
     if windows:
         maps = estimator.iter_window_maps(img, confounds=conf, stride=sweep_stride)
-        n_scans = load_img(img).shape[3]
         stride = sweep_stride or estimator.window_stride
-        n_windows = (n_scans - estimator.window_length) // stride + 1
+        starts = window_starts(load_img(img).shape[3], estimator.window_length, stride)
         with tqdm(
-            total=n_windows,
+            total=len(starts),
             desc=f"{subject} {method} windows",
             leave=False,
             disable=not verbose or isinstance(estimator, STCADecomposition),
@@ -444,9 +441,8 @@ def compare(
     }
     folder = _ResultsFolder(out_dir, settings)
     if folder.path is not None and not (folder.path / TEMPLATES_FILE).exists():
-        partial = folder.path / ("partial_" + TEMPLATES_FILE)
-        templates.masks_img.to_filename(partial)
-        os.replace(partial, folder.path / TEMPLATES_FILE)
+        with atomic_path(folder.path / TEMPLATES_FILE) as partial:
+            templates.masks_img.to_filename(partial)
     score_kwargs = {"threshold": threshold, "strategy": strategy}
     tables = []
     cells = [(s, p, m) for s, p in zip(labels, pairs, strict=True) for m in estimators]
@@ -472,7 +468,6 @@ def compare(
         )
     results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
     if folder.path is not None:
-        partial = folder.path / (RESULTS_FILE + ".partial")
-        results.to_csv(partial, index=False)
-        os.replace(partial, folder.path / RESULTS_FILE)
+        with atomic_path(folder.path / RESULTS_FILE) as partial:
+            results.to_csv(partial, index=False)
     return results

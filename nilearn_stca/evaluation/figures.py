@@ -11,43 +11,9 @@ from nilearn.datasets import load_mni152_template
 from nilearn.image import check_niimg_4d, index_img
 from nilearn.plotting import find_xyz_cut_coords, plot_stat_map
 
-#: Display names of the methods, in the order they are plotted.
-METHOD_NAMES = {"ica": "ICA", "sdl": "SDL", "stca": "STCA"}
+from .tables import display_results, is_static
 
-STATIC = "static"
 DPI = 80
-
-
-def display_results(results):
-    """Copy of ``results`` with display method names, and the method and template orders.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        Tidy results of :func:`nilearn_stca.evaluation.compare`.
-
-    Returns
-    -------
-    results : pandas.DataFrame
-        A copy whose ``method`` column holds display names ("ICA", "SDL", "STCA").
-    methods : list of str
-        Display names present: the known methods first (ICA, SDL, STCA), then any other in
-        order of first appearance.
-    templates : list of str
-        Templates in order of first appearance.
-    """
-    results = results.copy()
-    results["method"] = results["method"].map(lambda method: METHOD_NAMES.get(method, method))
-    present = list(results["method"].unique())
-    methods = [name for name in METHOD_NAMES.values() if name in present]
-    methods += [name for name in present if name not in methods]
-    return results, methods, list(results["template"].unique())
-
-
-def is_static(results):
-    """Boolean Series: whether each row of ``results`` is a static map (not a window)."""
-    # ``window`` mixes the string "static" and ints, so compare element by element.
-    return results["window"].map(lambda window: isinstance(window, str) and window == STATIC)
 
 
 def _save(figure, output_file):

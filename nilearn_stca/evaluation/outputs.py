@@ -6,9 +6,9 @@ from pathlib import Path
 from nilearn.image import load_img
 
 from .comparison import RESULTS_FILE, SETTINGS_FILE, TEMPLATES_FILE, read_results
-from .figures import is_static, plot_iou_over_windows, plot_matched_maps, plot_static_iou
+from .figures import plot_iou_over_windows, plot_matched_maps, plot_static_iou
 from .report import write_report
-from .tables import cell_strings, format_table, paper_comparison, table1
+from .tables import cell_strings, format_table, is_static, paper_comparison, table1
 
 REPORT_FILE = "report.html"
 

@@ -2,14 +2,13 @@
 
 import base64
 import json
-import os
 import platform
-import uuid
 from html import escape
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .figures import display_results, is_static
+from .._io import atomic_path
+from .tables import display_results, is_static
 
 #: Distributions whose versions the report lists (after Python and nilearn_stca).
 VERSIONED_PACKAGES = (
@@ -108,16 +107,6 @@ def _sections(results, tables, figures, parameters):
     yield "<h2>Software versions</h2>" + _list_items(software_versions().items())
 
 
-def _write_atomically(path, text):
-    """Write beside ``path`` then rename, so a reader never sees a partial file."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_report(
     output_file,
     results,
@@ -161,5 +150,6 @@ def write_report(
         f"<body>\n<h1>{escape(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
     output_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(output_file, document)
+    with atomic_path(output_file) as partial:
+        partial.write_text(document, encoding="utf-8")
     return output_file

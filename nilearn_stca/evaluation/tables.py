@@ -2,12 +2,47 @@
 
 import pandas as pd
 
-from .figures import display_results, is_static
-
 #: Mean IoU with the 10 Smith et al. (2009) templates in Table 1 of Liu et al. (ISBI 2023).
 PAPER_TABLE1_MEAN_IOU = {"ica": 0.25, "sdl": 0.30, "stca": 0.41}
 
 MEAN_ROW = "mean"
+
+#: Display names of the methods, in the order they are plotted.
+METHOD_NAMES = {"ica": "ICA", "sdl": "SDL", "stca": "STCA"}
+
+STATIC = "static"
+
+
+def display_results(results):
+    """Copy of ``results`` with display method names, and the method and template orders.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results of :func:`nilearn_stca.evaluation.compare`.
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        A copy whose ``method`` column holds display names ("ICA", "SDL", "STCA").
+    methods : list of str
+        Display names present: the known methods first (ICA, SDL, STCA), then any other in
+        order of first appearance.
+    templates : list of str
+        Templates in order of first appearance.
+    """
+    results = results.copy()
+    results["method"] = results["method"].map(lambda method: METHOD_NAMES.get(method, method))
+    present = list(results["method"].unique())
+    methods = [name for name in METHOD_NAMES.values() if name in present]
+    methods += [name for name in present if name not in methods]
+    return results, methods, list(results["template"].unique())
+
+
+def is_static(results):
+    """Boolean Series: whether each row of ``results`` is a static map (not a window)."""
+    # ``window`` mixes the string "static" and ints, so compare element by element.
+    return results["window"].map(lambda window: isinstance(window, str) and window == STATIC)
 
 
 def table1(results, windows=False, metric="iou"):
