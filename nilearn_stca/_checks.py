@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from nilearn.image import load_img
 
@@ -98,3 +99,30 @@ def mask_run(masker, img, confounds=None):
     """
     confounds = None if confounds is None else [confounds]
     return np.asarray(masker.transform(img, confounds=confounds), dtype=np.float32)
+
+
+def read_confounds(path):
+    """A confounds table with a header line: tab-separated for ``.tsv``, comma for ``.csv``.
+
+    Other names are read with the separator pandas detects. Every column is regressed out,
+    so missing values (e.g. the ``n/a`` that start fMRIPrep's derivative columns) are refused.
+
+    Returns
+    -------
+    confounds : pandas.DataFrame
+    """
+    path = str(path)
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such confounds file.")
+    if path.endswith(".tsv"):
+        table = pd.read_csv(path, sep="\t")
+    elif path.endswith(".csv"):
+        table = pd.read_csv(path, sep=",")
+    else:
+        table = pd.read_csv(path, sep=None, engine="python")
+    if table.isna().any().any():
+        raise ValueError(
+            f"{path} has missing values: fill them (fMRIPrep's derivative columns start with "
+            "n/a) or select columns without them."
+        )
+    return table

@@ -172,19 +172,14 @@ def _load_confounds(values, funcs):
             f"--confounds: {len(values)} files for {len(funcs)} FUNC; give one per FUNC, or "
             "'fmriprep'."
         )
-    import pandas as pd
+    from ._checks import read_confounds
 
-    confounds = []
-    for value in values:
-        _existing_file(value)
-        table = pd.read_csv(value, sep=None, engine="python")
-        if table.isna().any().any():
-            raise ValueError(
-                f"--confounds: {value} has missing values; fill them (fMRIPrep's derivative "
-                "columns start with n/a) or use --confounds fmriprep."
-            )
-        confounds.append(table)
-    return confounds
+    try:
+        return [read_confounds(value) for value in values]
+    except ValueError as error:
+        raise ValueError(
+            f"--confounds: {error} For fMRIPrep outputs: --confounds fmriprep."
+        ) from None
 
 
 def _compare_kwargs(args):

@@ -53,6 +53,7 @@ from nipype.interfaces.base import (
 )
 from threadpoolctl import threadpool_limits
 
+from ._checks import read_confounds
 from ._io import atomic_path
 from .baselines import ICADecomposition, SDLDecomposition
 from .decomposition import STCADecomposition
@@ -139,26 +140,6 @@ def list_window_files(windows_dir):
             "run at a time, giving its run-* subfolder."
         )
     return windows
-
-
-def read_confounds(path):
-    """A confounds table: tab-separated if the name ends in ``.tsv``, else comma-separated.
-
-    The first line holds the column names; every column is regressed out. Missing values
-    (e.g. the ``n/a`` that start fMRIPrep's derivative columns) are refused.
-
-    Returns
-    -------
-    confounds : pandas.DataFrame
-    """
-    path = str(path)
-    table = pd.read_csv(path, sep="\t" if path.endswith(".tsv") else ",")
-    if table.isna().any().any():
-        raise ValueError(
-            f"{path} has missing values: fill them (fMRIPrep's derivative columns start with "
-            "n/a) or select columns without them."
-        )
-    return table
 
 
 # ---------------------------------------------------------------------- estimator parameters

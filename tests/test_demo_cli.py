@@ -126,6 +126,7 @@ def _cli_error(argv, capsys):
         (["--preset", "smith"], "invalid choice: 'smith'"),
         (["--window-length", "0"], "must be >= 1"),
         (["--confounds", "a.tsv"], "1 files for 2 FUNC"),
+        (["--confounds", "a.tsv", "b.tsv"], "a.tsv: no such confounds file"),
         (["--mask", "no_mask.nii.gz"], "no_mask.nii.gz: no such file"),
         (["--window-length", "31"], "fewer than window_length=31"),
     ],
