@@ -19,27 +19,36 @@ class BrainBox:
         Brain mask on the data grid.
     multiple : int, default=16
         Each side of the box is padded up to a multiple of this.
+    crop : bool, default=True
+        If False, the box holds the whole data grid (padded), not just the brain: the plain
+        layout the benchmarks compare against.
 
     Attributes
     ----------
     shape : tuple of int
         Shape of the padded box.
+    region : tuple of slice
+        Where the mask's bounding box lies inside the box.
     n_voxels : int
         Number of voxels in the mask.
     flat_indices : ndarray of int
         For each mask voxel (in the masker's C order), its index in the flattened box.
     """
 
-    def __init__(self, mask, multiple=16):
+    def __init__(self, mask, multiple=16, crop=True):
         mask = np.asarray(mask, dtype=bool)
         if mask.ndim != 3 or not mask.any():
             raise ValueError("The brain mask must be a non-empty 3D array.")
         coords = np.nonzero(mask)
-        low = np.array([c.min() for c in coords])
-        extent = np.array([c.max() for c in coords]) - low + 1
+        if crop:
+            low = np.array([c.min() for c in coords])
+            extent = np.array([c.max() for c in coords]) - low + 1
+        else:
+            low, extent = np.zeros(3, dtype=int), np.array(mask.shape)
         self.shape = tuple(int(-(-e // multiple) * multiple) for e in extent)
         offset = (np.array(self.shape) - extent) // 2 - low
         box_coords = tuple(c + o for c, o in zip(coords, offset, strict=True))
+        self.region = tuple(slice(int(c.min()), int(c.max()) + 1) for c in box_coords)
         self.flat_indices = np.ravel_multi_index(box_coords, self.shape)
         self.n_voxels = int(mask.sum())
 

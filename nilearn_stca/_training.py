@@ -2,16 +2,30 @@
 
 Works on masked runs (float32 arrays of shape (n_scans, n_voxels)) and a
 :class:`~nilearn_stca._grid.BrainBox`; knows nothing of images or maskers.
+
+Two ways to evaluate the network give the same numbers (to float32 rounding):
+``"fft"`` runs the STCA block's convolutions through the FFT on the brain alone
+(:mod:`nilearn_stca._spectral`), ``"direct"`` runs the plain
+:class:`~nilearn_stca.network.STCANetwork` over the whole box and is kept as the reference.
 """
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._spectral import SpectralGrid
 from .windows import subject_windows
 
+#: The ways to evaluate the network, fast first.
+CONV_ALGORITHMS = ("fft", "direct")
+
 #: Windows per forward pass when computing attention maps (memory stays bounded by it).
-INFERENCE_BATCH_SIZE = 4
+INFERENCE_BATCH_SIZE = {"fft": 2, "direct": 4}
+
+
+def spectral_grid(network, box, device):
+    """The FFT grid the ``"fft"`` algorithm evaluates ``network``'s STCA block on."""
+    return SpectralGrid(box, radius=network.stca.embed.kernel_size[0] // 2, device=device)
 
 
 def windows_tensor(runs, batch, window_length, box, device):
@@ -31,6 +45,7 @@ def train_network(
     batch_size,
     learning_rate,
     rng,
+    conv_algorithm="fft",
     verbose=0,
 ):
     """Train ``network`` to reconstruct every window of every run; return the step losses.
@@ -40,6 +55,16 @@ def train_network(
     over the brain voxels of the box.
     """
     device = next(network.parameters()).device
+    if conv_algorithm == "fft":
+        grid = spectral_grid(network, box, device)
+
+        def forward(windows):
+            return grid.forward(network, windows)
+    else:
+
+        def forward(windows):
+            return network(windows, mask)
+
     pairs = subject_windows([len(run) for run in runs], window_length, window_stride)
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     mask = box.mask_tensor(device)
@@ -53,7 +78,7 @@ def train_network(
             for first in range(0, len(order), batch_size):
                 batch = pairs[order[first : first + batch_size]]
                 windows = windows_tensor(runs, batch, window_length, box, device)
-                reconstruction, _ = network(windows, mask)
+                reconstruction, _ = forward(windows)
                 squared_error = (reconstruction - windows) ** 2 * mask
                 loss = squared_error.sum() / (n_brain * windows.shape[0] * windows.shape[1])
                 optimizer.zero_grad(set_to_none=True)
@@ -66,19 +91,33 @@ def train_network(
     return losses
 
 
-def iter_attention_logits(network, run, starts, window_length, box, verbose=0, desc="windows"):
+def iter_attention_logits(
+    network, run, starts, window_length, box, conv_algorithm="fft", verbose=0, desc="windows"
+):
     """Yield ``(start, SA logits)`` for each window start of one run, as (C, n_voxels) arrays.
 
-    Windows go through the network :data:`INFERENCE_BATCH_SIZE` at a time, without the
-    autoencoder; only one batch is held in memory.
+    Windows go through the network a few at a time (:data:`INFERENCE_BATCH_SIZE`), without
+    the autoencoder; only one batch is held in memory.
     """
     device = next(network.parameters()).device
-    mask = box.mask_tensor(device)
+    batch_size = INFERENCE_BATCH_SIZE[conv_algorithm]
+    if conv_algorithm == "fft":
+        grid = spectral_grid(network, box, device)
+
+        def logits(batch):
+            windows = np.stack([run[start : start + window_length] for start in batch])
+            grids = grid.to_grid(torch.from_numpy(windows).to(device))
+            return grid.to_vectors(grid.attention_logits(network.stca, grids)[1])
+    else:
+        mask = box.mask_tensor(device)
+
+        def logits(batch):
+            windows = windows_tensor([run], [(0, s) for s in batch], window_length, box, device)
+            return box.to_vectors(network.attention_logits(windows, mask))
+
     with torch.inference_mode(), tqdm(total=len(starts), desc=desc, disable=not verbose) as bar:
-        for first in range(0, len(starts), INFERENCE_BATCH_SIZE):
-            batch_starts = starts[first : first + INFERENCE_BATCH_SIZE]
-            batch = [(0, start) for start in batch_starts]
-            windows = windows_tensor([run], batch, window_length, box, device)
-            logits = box.to_vectors(network.attention_logits(windows, mask)).cpu().numpy()
-            yield from zip((int(s) for s in batch_starts), logits, strict=True)
+        for first in range(0, len(starts), batch_size):
+            batch_starts = starts[first : first + batch_size]
+            batch_logits = logits(batch_starts).cpu().numpy()
+            yield from zip((int(s) for s in batch_starts), batch_logits, strict=True)
             bar.update(len(batch_starts))

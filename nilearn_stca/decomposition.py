@@ -17,7 +17,7 @@ from ._checks import (
 )
 from ._grid import BrainBox
 from ._persistence import NetworkPicklingMixin
-from ._training import iter_attention_logits, train_network
+from ._training import CONV_ALGORITHMS, iter_attention_logits, train_network
 from ._window_api import WindowMapsMixin
 from .maps import zscore_maps
 from .network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
@@ -75,6 +75,12 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         Channel widths of the guiding autoencoder's levels (not given in the paper).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the network runs; "auto" takes CUDA when available.
+    conv_algorithm : {"fft", "direct"}, default="fft"
+        How the STCA block's 3D convolutions are computed, in training and for the maps.
+        "fft" evaluates them through the FFT on the brain's bounding box only; "direct"
+        runs plain zero-padded convolutions over the whole box (the reference
+        implementation, several times slower on CPU). Both give the same attention maps for
+        the same weights, to float32 rounding (see ``benchmarks/``).
     mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
         Brain mask, or a masker (used as given, its own parameters kept). If None, a mask
         is computed from the data with ``mask_strategy``.
@@ -138,6 +144,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         threshold=3.6,
         autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
         device="auto",
+        conv_algorithm="fft",
         mask=None,
         smoothing_fwhm=None,
         standardize="zscore_sample",
@@ -165,6 +172,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         self.threshold = threshold
         self.autoencoder_widths = autoencoder_widths
         self.device = device
+        self.conv_algorithm = conv_algorithm
         self.mask = mask
         self.smoothing_fwhm = smoothing_fwhm
         self.standardize = standardize
@@ -197,6 +205,10 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
+        if self.conv_algorithm not in CONV_ALGORITHMS:
+            raise ValueError(
+                f"conv_algorithm must be one of {CONV_ALGORITHMS}, got {self.conv_algorithm!r}."
+            )
         widths = tuple(self.autoencoder_widths)
         if len(widths) != 4 or any(int(w) < 1 for w in widths):
             raise ValueError(
@@ -295,6 +307,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             rng=rng,
+            conv_algorithm=self.conv_algorithm,
             verbose=self.verbose,
         )
         self.n_steps_ = len(self.loss_curve_)
@@ -315,7 +328,14 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         """Yield ``(start, z-maps)``: spatial attention logits z-scored per map over the mask."""
         show_progress = self.verbose and len(starts) > 1
         for start, logits in iter_attention_logits(
-            self.network_, run, starts, self.window_length, self._box, show_progress, desc
+            self.network_,
+            run,
+            starts,
+            self.window_length,
+            self._box,
+            conv_algorithm=self.conv_algorithm,
+            verbose=show_progress,
+            desc=desc,
         ):
             yield start, zscore_maps(logits).astype(np.float32)
 

@@ -211,6 +211,7 @@ _STCA_PARAMS = {
     "batch_size": (_int, "windows per optimizer step"),
     "autoencoder_widths": (_widths, "channel widths of the guiding autoencoder's 4 levels"),
     "device": (_str, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    "conv_algorithm": (_str, "'fft' (fast) or 'direct' (the plain reference): same maps"),
 }
 
 _ICA_PARAMS = {

@@ -155,6 +155,7 @@ def test_mask_computed_from_data(tiny_run):
         ({"autoencoder_widths": (4, 4)}, ValueError, "autoencoder_widths"),
         ({"device": "tpu"}, ValueError, "Unknown device='tpu'"),
         ({"device": "banana"}, ValueError, "Unknown device='banana'"),
+        ({"conv_algorithm": "winograd"}, ValueError, "conv_algorithm must be one of"),
     ],
 )
 def test_bad_parameters(tiny_run, params, error, match):

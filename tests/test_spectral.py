@@ -1,0 +1,111 @@
+"""The FFT evaluation of the STCA block gives the plain network's numbers."""
+
+import numpy as np
+import pytest
+import torch
+from nilearn.datasets import load_mni152_brain_mask
+
+from nilearn_stca import STCADecomposition
+from nilearn_stca._grid import BrainBox
+from nilearn_stca._spectral import SpectralGrid
+from nilearn_stca._training import iter_attention_logits
+from nilearn_stca.maps import threshold_maps, zscore_maps
+from nilearn_stca.network import STCANetwork
+
+
+def _masks():
+    """An MNI brain at 8 mm, a mask filling its whole grid, and an odd-shaped blob."""
+    mni = np.asanyarray(load_mni152_brain_mask(resolution=8).dataobj) > 0
+    full = np.ones((9, 11, 7), bool)
+    grid = np.indices((13, 10, 15))
+    blob = ((grid[0] - 6) / 5) ** 2 + ((grid[1] - 4) / 4) ** 2 + ((grid[2] - 9) / 6) ** 2 < 1
+    return {"mni": mni, "full": full, "blob": blob}
+
+
+@pytest.fixture(scope="module", params=["mni", "full", "blob"])
+def setting(request):
+    torch.manual_seed(0)
+    box = BrainBox(_masks()[request.param])
+    network = STCANetwork(window_length=12, n_components=8, autoencoder_widths=(4, 4, 8, 8))
+    run = torch.randn(30, box.n_voxels).numpy()
+    return network.eval(), box, run
+
+
+def test_grid_covers_the_brain_with_a_margin(setting):
+    _, box, _ = setting
+    grid = SpectralGrid(box, radius=3)
+    extents = [s.stop - s.start for s in box.region]
+    assert all(side >= extent + 3 for side, extent in zip(grid.shape, extents, strict=True))
+    vectors = torch.randn(2, box.n_voxels)
+    np.testing.assert_array_equal(grid.to_vectors(grid.to_grid(vectors)), vectors)
+    boxes = box.to_box(vectors)
+    np.testing.assert_array_equal(grid.to_box(grid.from_box(boxes)), boxes)
+    assert grid.mask.sum() == box.n_voxels
+
+
+def test_attention_logits_and_fbns_equal_the_direct_ones(setting):
+    network, box, run = setting
+    starts = np.array([0, 1, 7, 18])
+    results = {
+        algorithm: dict(iter_attention_logits(network, run, starts, 12, box, algorithm))
+        for algorithm in ("fft", "direct")
+    }
+    for start in starts:
+        fft, direct = results["fft"][start], results["direct"][start]
+        assert fft.shape == (8, box.n_voxels)
+        assert np.abs(fft - direct).max() <= 1e-4 * max(1.0, np.abs(direct).max())
+        for threshold in (3.6, 1.5):
+            np.testing.assert_array_equal(
+                threshold_maps(zscore_maps(fft), threshold),
+                threshold_maps(zscore_maps(direct), threshold),
+            )
+    # The lower threshold selects voxels, so the equality above compares real networks.
+    assert threshold_maps(zscore_maps(results["direct"][0]), 1.5).any()
+
+
+def test_training_gradients_equal_the_direct_ones(setting):
+    network, box, run = setting
+    network = STCANetwork(**network.config).double()
+    network.load_state_dict(setting[0].state_dict())
+    grid = SpectralGrid(box, radius=3)
+    grid.mask = grid.mask.double()
+    mask = box.mask_tensor(dtype=torch.float64)
+    windows = box.to_box(torch.from_numpy(run[None, 3:15]).double())
+
+    def gradients(forward):
+        network.zero_grad()
+        reconstruction, sa = forward()
+        loss = (((reconstruction - windows) ** 2) * mask).sum() + sa.square().sum()
+        loss.backward()
+        return float(loss.detach()), {k: p.grad.clone() for k, p in network.named_parameters()}
+
+    network.train()
+    loss_direct, direct = gradients(lambda: network(windows, mask))
+    loss_fft, fft = gradients(lambda: grid.forward(network, windows))
+    assert loss_fft == pytest.approx(loss_direct, rel=1e-10)
+    for name, gradient in direct.items():
+        scale = max(1.0, float(gradient.abs().max()))
+        assert float((fft[name] - gradient).abs().max()) <= 1e-8 * scale, name
+
+
+def test_estimator_fft_and_direct_agree(tiny_run):
+    img, mask = tiny_run
+    params = dict(
+        n_components=3,
+        window_length=10,
+        window_stride=5,
+        autoencoder_widths=(4, 4, 8, 8),
+        device="cpu",
+        random_state=0,
+    )
+    fft = STCADecomposition(mask=mask, **params).fit(img)
+    direct = STCADecomposition(mask=mask, conv_algorithm="direct", **params).fit(img)
+    assert fft.conv_algorithm == "fft"
+    np.testing.assert_allclose(fft.loss_curve_, direct.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(fft.components_, direct.components_, atol=1e-3)
+    # With the same weights, the window maps agree to float32 rounding.
+    direct.network_.load_state_dict(fft.network_.state_dict())
+    for (start, a), (_, b) in zip(
+        fft.iter_window_maps(img), direct.iter_window_maps(img), strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-4, err_msg=f"window {start}")
