@@ -8,6 +8,14 @@ from .maps import threshold_fbn_img
 from .windows import window_starts
 
 
+def check_stride(stride, default):
+    """``stride``, or ``default`` if None; a positive integer or a ValueError naming it."""
+    stride = default if stride is None else stride
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a positive integer or None, got {stride!r}.")
+    return int(stride)
+
+
 class WindowMapsMixin:
     """``iter_window_maps``, ``window_maps_img`` and ``fbns_img`` for a fitted decomposition.
 
@@ -53,9 +61,7 @@ class WindowMapsMixin:
             small batch) are held at a time, so memory does not grow with the number of
             windows; ``masker_.inverse_transform(maps)`` gives an image.
         """
-        stride = self.window_stride if stride is None else stride
-        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
-            raise ValueError(f"stride must be a positive integer or None, got {stride!r}.")
+        stride = check_stride(stride, self.window_stride)
         run = self._masked_run(img, confounds)
         yield from self._iter_run_maps(run, window_starts(len(run), self.window_length, stride))
 

@@ -1,0 +1,164 @@
+"""The dynamic maps of every window of a run, streamed to disk and read back lazily.
+
+A sweep folder holds:
+
+``maps.npy``
+    float32 array of shape ``(n_windows, n_components, n_voxels)``: the z-maps of each
+    window (as :meth:`iter_window_maps` yields them), one block per window in start order.
+    The columns follow the voxels of ``mask.nii.gz`` in nilearn's (C) order, so
+    ``NiftiMasker(mask).fit().inverse_transform(maps[i])`` is window ``i`` as a 4D image.
+``mask.nii.gz``
+    The estimator's ``mask_img_``.
+``sweep.json``
+    What the maps are: format version, method, ``window_length``, ``stride``, the window
+    ``starts``, the FBN ``threshold``, the shape and dtype of ``maps.npy``.
+
+The maps are written one window at a time with plain file writes, so memory does not grow
+with the number of windows (the paper's 1,161 windows of 64 maps at 4 mm are about 8.7 GB
+on disk). :func:`load_window_sweep` memory-maps them back.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from nilearn.image import load_img
+from nilearn.maskers import NiftiMasker
+from sklearn.utils.validation import check_is_fitted
+
+from ._io import atomic_path
+from ._window_api import check_stride
+from .maps import threshold_fbn_img
+from .windows import window_starts
+
+FORMAT = "nilearn-stca window sweep"
+VERSION = 1
+
+
+def write_window_sweep(estimator, img, path, confounds=None, stride=None):
+    """Write the maps of every sliding window of ``img`` to the folder ``path``.
+
+    Parameters
+    ----------
+    estimator : fitted STCADecomposition, ICADecomposition or SDLDecomposition
+    img : Niimg-like
+        One 4D run.
+    path : str or Path
+        The folder to create; it must not exist. It appears only once complete.
+    confounds : CSV path, ndarray, DataFrame or None, default=None
+        See :meth:`iter_window_maps`.
+    stride : int, default=None
+        Scans between windows; the estimator's ``window_stride`` if None.
+
+    Returns
+    -------
+    sweep : WindowSweep
+        The written sweep, memory-mapped.
+    """
+    check_is_fitted(estimator)
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists: choose a new folder for the sweep.")
+    stride = check_stride(stride, estimator.window_stride)
+    n_scans = load_img(img).shape[3]
+    starts = window_starts(n_scans, estimator.window_length, stride)
+    n_voxels = int(np.count_nonzero(np.asanyarray(estimator.mask_img_.dataobj)))
+    shape = (len(starts), estimator.components_.shape[0], n_voxels)
+    with atomic_path(path) as partial:
+        partial.mkdir()
+        estimator.mask_img_.to_filename(partial / "mask.nii.gz")
+        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+        with open(partial / "maps.npy", "wb") as stream:
+            np.lib.format.write_array_header_2_0(stream, header)
+            written = []
+            for start, maps in estimator.iter_window_maps(img, confounds, stride):
+                stream.write(np.ascontiguousarray(maps, dtype="<f4").tobytes())
+                written.append(int(start))
+        if written != starts.tolist():
+            raise RuntimeError(f"Expected windows {starts.tolist()}, got {written}.")
+        threshold = getattr(estimator, estimator._fbn_threshold_param)
+        metadata = {
+            "format": FORMAT,
+            "version": VERSION,
+            "method": type(estimator).__name__,
+            "window_length": int(estimator.window_length),
+            "stride": int(stride),
+            "starts": written,
+            "threshold": float(threshold),
+            "maps": {"file": "maps.npy", "shape": list(shape), "dtype": "float32"},
+            "mask": "mask.nii.gz",
+        }
+        (partial / "sweep.json").write_text(json.dumps(metadata, indent=2))
+    return load_window_sweep(path)
+
+
+@dataclass
+class WindowSweep:
+    """A sweep folder read back: the maps stay on disk until indexed.
+
+    Attributes
+    ----------
+    path : Path
+    starts : ndarray of int
+        First scan of each window.
+    maps : numpy.memmap, shape (n_windows, n_components, n_voxels)
+    masker : NiftiMasker
+        Fitted on the sweep's mask; ``masker.inverse_transform(maps[i])`` is an image.
+    metadata : dict
+        The content of ``sweep.json``.
+    """
+
+    path: Path
+    starts: np.ndarray
+    maps: np.ndarray
+    masker: NiftiMasker
+    metadata: dict = field(repr=False)
+
+    def __len__(self):
+        return len(self.starts)
+
+    def __iter__(self):
+        """Yield ``(start, maps)`` for each window, as :meth:`iter_window_maps` does."""
+        for start, maps in zip(self.starts, self.maps, strict=True):
+            yield int(start), np.asarray(maps)
+
+    def window_img(self, start_scan):
+        """The maps of the window starting at ``start_scan`` as a 4D image."""
+        index = np.flatnonzero(self.starts == start_scan)
+        if not len(index):
+            raise ValueError(
+                f"No window starts at scan {start_scan}; the sweep's windows start at "
+                f"{self.starts[0]}, {self.starts[0] + self.metadata['stride']}, ... "
+                f"{self.starts[-1]}."
+            )
+        return self.masker.inverse_transform(np.asarray(self.maps[index[0]]))
+
+    def fbns_img(self, start_scan, threshold=None):
+        """Binary FBNs of one window (z at or above ``threshold``, the sweep's if None)."""
+        threshold = self.metadata["threshold"] if threshold is None else threshold
+        return threshold_fbn_img(self.window_img(start_scan), threshold)
+
+
+def load_window_sweep(path):
+    """Open a folder written by :func:`write_window_sweep`.
+
+    Returns
+    -------
+    sweep : WindowSweep
+    """
+    path = Path(path)
+    metadata_file = path / "sweep.json"
+    if not metadata_file.is_file():
+        raise ValueError(f"{path} is not a window sweep folder: it has no sweep.json.")
+    metadata = json.loads(metadata_file.read_text())
+    if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
+        raise ValueError(
+            f"{metadata_file} is not a version-{VERSION} {FORMAT} (format "
+            f"{metadata.get('format')!r}, version {metadata.get('version')!r})."
+        )
+    maps = np.load(path / metadata["maps"]["file"], mmap_mode="r")
+    if list(maps.shape) != metadata["maps"]["shape"]:
+        raise ValueError(f"{path / 'maps.npy'} has shape {maps.shape}, not the recorded one.")
+    masker = NiftiMasker(mask_img=load_img(path / metadata["mask"])).fit()
+    return WindowSweep(path, np.asarray(metadata["starts"]), maps, masker, metadata)
