@@ -4,10 +4,12 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from threadpoolctl import threadpool_limits
 
 from .._checks import check_integer_params, load_runs
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
+from ._array_fits import clean_window, reduce_window
 
 #: Parameters of the wrapped nilearn estimator that act on the whole run. The windows are cut
 #: from the run already cleaned by ``masker_``, so their refits must not apply them twice.
@@ -103,8 +105,12 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ dynamic maps
-    def _window_maps(self, run, start):
-        """Fit a fresh nilearn estimator on one window of a cleaned, masked run."""
+    def _window_maps_plain(self, run, start):
+        """Fit a fresh nilearn estimator on the image of one window of a cleaned, masked run.
+
+        The reference of :meth:`_window_maps_fast`, which gives the same maps (see
+        :mod:`._array_fits`) without the image round-trip and re-masking.
+        """
         window_img = self.masker_.inverse_transform(run[start : start + self.window_length])
         estimator = self._make_estimator(
             mask=self.mask_img_, **_WHOLE_RUN_PARAMS, **self._window_overrides()
@@ -119,15 +125,55 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
             if "No component found" not in str(error):
                 raise
             components = np.zeros((self.n_components, run.shape[1]))
+        return self._finish_window_maps(components, start, run.shape[1])
+
+    def _window_maps_fast(self, run, start):
+        """The maps of one window, computed as nilearn would but on arrays.
+
+        The window's rows of the masked run are cleaned, reduced and decomposed by the
+        functions of :mod:`._array_fits`, the array version of the nilearn estimator's fit.
+        """
+        window = run[start : start + self.window_length]
+        dtype = self._masker_dtype()
+        if dtype is not None:
+            # The window image of the plain path has the dtype of ``masker_``'s output.
+            window = window.astype(dtype)
+        # A window's matrices are small (n_components or window_length rows): BLAS threads
+        # gain nothing there, and numpy's and scipy's two OpenBLAS pools, called in turn at
+        # every FastICA iteration, made a window up to 40 times slower on 2 busy cores.
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            # nilearn's own warnings about cleaning would repeat at every window.
+            warnings.simplefilter("ignore", UserWarning)
+            data = clean_window(window, self.standardize, self.standardize_confounds, self.detrend)
+            reduced = reduce_window(data, self.n_components, self.random_state)
+            components = self._decompose_window(reduced)
+        return self._finish_window_maps(components, start, run.shape[1])
+
+    def _masker_dtype(self):
+        """The dtype of ``masker_``'s images and masked windows (None: that of the data)."""
+        if self.dtype is None:
+            return None
+        if self.dtype == "auto":
+            return np.dtype(np.float32)
+        dtype = np.dtype(self.dtype)
+        # nilearn keeps integer dtypes away from its masker.
+        return dtype if dtype.kind == "f" else None
+
+    def _decompose_window(self, reduced):
+        """Maps of one reduced window (rows of :func:`._array_fits.reduce_window`)."""
+        raise NotImplementedError
+
+    def _finish_window_maps(self, components, start, n_voxels):
+        """Post-process one window's maps; all zeros, with a warning, if it has none."""
         if not np.any(components):
             warnings.warn(
                 f"{type(self).__name__}: no component found in the window starting at scan "
                 f"{start} ({self.window_length} scans); its maps are all zeros. "
                 f"{self._empty_window_hint()}",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-            return np.zeros((self.n_components, run.shape[1]), dtype=np.float32)
+            return np.zeros((self.n_components, n_voxels), dtype=np.float32)
         maps = postprocess_maps(components)
         if len(maps) < self.n_components:
             padding = np.zeros((self.n_components - len(maps), maps.shape[1]), np.float32)
@@ -140,5 +186,11 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         return "Windows may be too short for this method's parameters."
 
     def _iter_run_maps(self, run, starts):
+        """Yield ``(start, maps)`` for each window start, by :meth:`_window_maps_fast`."""
         for start in starts:
-            yield int(start), self._window_maps(run, int(start))
+            yield int(start), self._window_maps_fast(run, int(start))
+
+    def _iter_run_maps_plain(self, run, starts):
+        """:meth:`_iter_run_maps` with a nilearn estimator fitted on each window's image."""
+        for start in starts:
+            yield int(start), self._window_maps_plain(run, int(start))

@@ -2,6 +2,7 @@
 
 from nilearn.decomposition import CanICA
 
+from ._array_fits import canica_maps
 from ._window import _WindowedDecomposition
 
 _CANICA_PARAMS = (
@@ -33,10 +34,10 @@ _CANICA_PARAMS = (
 class ICADecomposition(_WindowedDecomposition):
     """Static and sliding-window ICA baseline, wrapping :class:`nilearn.decomposition.CanICA`.
 
-    :meth:`fit` runs CanICA on all subjects; :meth:`iter_window_maps` runs a fresh CanICA on
-    each sliding window of one run. Every map, static or per window, is sign-flipped so
-    that its heavier tail is positive, z-scored over the mask, and thresholded at
-    ``fbn_threshold`` into functional brain networks (FBNs), exactly as
+    :meth:`fit` runs CanICA on all subjects; :meth:`iter_window_maps` runs CanICA's steps on
+    each sliding window of one run (see Notes). Every map, static or per window, is
+    sign-flipped so that its heavier tail is positive, z-scored over the mask, and
+    thresholded at ``fbn_threshold`` into functional brain networks (FBNs), exactly as
     :class:`~nilearn_stca.STCADecomposition`'s maps, so the methods compare one to one.
 
     Parameter names: every parameter of :class:`~nilearn.decomposition.CanICA` keeps its
@@ -95,6 +96,18 @@ class ICADecomposition(_WindowedDecomposition):
         CanICA's maps, sign-flipped to a positive heavy tail and z-scored per map.
     components_img_ : Nifti1Image
         ``components_`` as a 4D image.
+
+    Notes
+    -----
+    The window fits do not build a CanICA per window: each window's rows of the run masked
+    by ``masker_`` go through CanICA's own steps (cleaning by :func:`nilearn.signal.clean`,
+    PCA, CCA, FastICA restarts, threshold) on arrays, with the same parameters and random
+    draws, without turning the window into an image and masking it again. The maps are
+    those of a CanICA fitted on the window image run with one BLAS thread, to rounding
+    error; FastICA's ``"cube"`` contrast is computed by multiplications instead of
+    ``x ** 3``, much faster. With several BLAS threads, rounding differs, and FastICA may
+    then reach other maps of a similar quality.
+    ``memory`` caches the static fit only, not the window steps.
     """
 
     _nilearn_class = CanICA
@@ -153,3 +166,14 @@ class ICADecomposition(_WindowedDecomposition):
         self.window_length = window_length
         self.window_stride = window_stride
         self.fbn_threshold = fbn_threshold
+
+    def _decompose_window(self, reduced):
+        return canica_maps(
+            reduced,
+            n_components=self.n_components,
+            do_cca=self.do_cca,
+            n_init=self.n_init,
+            threshold=self.threshold,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        )

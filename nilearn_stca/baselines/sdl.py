@@ -2,6 +2,7 @@
 
 from nilearn.decomposition import DictLearning
 
+from ._array_fits import dict_learning_maps
 from ._window import _WindowedDecomposition
 
 _DICT_LEARNING_PARAMS = (
@@ -37,10 +38,11 @@ class SDLDecomposition(_WindowedDecomposition):
     """Static and sliding-window sparse dictionary learning (SDL) baseline.
 
     Wraps :class:`nilearn.decomposition.DictLearning`: :meth:`fit` runs it on all subjects;
-    :meth:`iter_window_maps` runs a fresh one, with sparsity ``window_alpha``, on each
-    sliding window of one run. Every map, static or per window, is sign-flipped so that its
-    heavier tail is positive, z-scored over the mask, and thresholded at ``fbn_threshold``
-    into functional brain networks (FBNs), as :class:`~nilearn_stca.STCADecomposition`'s.
+    :meth:`iter_window_maps` runs its steps, with sparsity ``window_alpha``, on each
+    sliding window of one run (see Notes). Every map, static or per window, is sign-flipped
+    so that its heavier tail is positive, z-scored over the mask, and thresholded at
+    ``fbn_threshold`` into functional brain networks (FBNs), as
+    :class:`~nilearn_stca.STCADecomposition`'s.
 
     Parameter names: every parameter of :class:`~nilearn.decomposition.DictLearning` keeps
     its nilearn name, meaning and default, and is passed to it unchanged. The FBN z
@@ -103,6 +105,18 @@ class SDLDecomposition(_WindowedDecomposition):
         The dictionary's maps, sign-flipped to a positive heavy tail and z-scored per map.
     components_img_ : Nifti1Image
         ``components_`` as a 4D image.
+
+    Notes
+    -----
+    The window fits do not build a DictLearning per window: each window's rows of the run masked
+    by ``masker_`` go through DictLearning's own steps (cleaning by
+    :func:`nilearn.signal.clean`, PCA, CanICA initialisation, online dictionary learning) on
+    arrays, with the same parameters and random draws, without turning the window into an
+    image and masking it again. The maps are those of a DictLearning fitted on the window
+    image run with one BLAS thread, to rounding error (the initialisation's FastICA
+    ``"cube"`` contrast is computed by multiplications instead of ``x ** 3``, much faster).
+    With several BLAS threads, rounding differs, and the maps may differ slightly.
+    ``memory`` caches the static fit only, not the window steps.
     """
 
     _nilearn_class = DictLearning
@@ -183,6 +197,19 @@ class SDLDecomposition(_WindowedDecomposition):
         alpha = self.alpha if self.window_alpha is None else self.window_alpha
         # dict_init holds maps of the static fit's scale and grid; each window starts afresh.
         return {"alpha": alpha, "dict_init": None}
+
+    def _decompose_window(self, reduced):
+        return dict_learning_maps(
+            reduced,
+            n_components=self.n_components,
+            alpha=self._window_overrides()["alpha"],
+            batch_size=self.batch_size,
+            method=self.method,
+            n_epochs=self.n_epochs,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
 
     def _empty_window_hint(self, static=False):
         if static:
