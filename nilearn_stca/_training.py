@@ -20,7 +20,7 @@ from .windows import subject_windows
 CONV_ALGORITHMS = ("fft", "direct")
 
 #: Windows per forward pass when computing attention maps (memory stays bounded by it).
-INFERENCE_BATCH_SIZE = {"fft": 2, "direct": 4}
+INFERENCE_BATCH_SIZE = {"fft": 1, "direct": 4}
 
 
 def spectral_grid(network, box, device):
@@ -92,15 +92,23 @@ def train_network(
 
 
 def iter_attention_logits(
-    network, run, starts, window_length, box, conv_algorithm="fft", verbose=0, desc="windows"
+    network,
+    run,
+    starts,
+    window_length,
+    box,
+    conv_algorithm="fft",
+    verbose=0,
+    desc="windows",
+    batch_size=None,
 ):
     """Yield ``(start, SA logits)`` for each window start of one run, as (C, n_voxels) arrays.
 
-    Windows go through the network a few at a time (:data:`INFERENCE_BATCH_SIZE`), without
-    the autoencoder; only one batch is held in memory.
+    Windows go through the network ``batch_size`` at a time (by default
+    :data:`INFERENCE_BATCH_SIZE`), without the autoencoder; only one batch is held in memory.
     """
     device = next(network.parameters()).device
-    batch_size = INFERENCE_BATCH_SIZE[conv_algorithm]
+    batch_size = batch_size or INFERENCE_BATCH_SIZE[conv_algorithm]
     if conv_algorithm == "fft":
         grid = spectral_grid(network, box, device)
 

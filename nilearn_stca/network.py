@@ -70,7 +70,10 @@ class STCABlock(nn.Module):
 
     def channel_attention(self, f, mask=None):
         """Channel weights in (0, 1), shape (batch, C)."""
-        pooled = _masked_mean(f, mask)
+        return self.channel_weights(_masked_mean(f, mask))
+
+    def channel_weights(self, pooled):
+        """Channel weights from the feature maps' brain means ``pooled`` (batch, C)."""
         hidden = F.gelu(self.channel_fc2(F.gelu(self.channel_fc1(pooled))))
         return torch.sigmoid(self.channel_fc3(hidden))
 

@@ -35,12 +35,18 @@ def test_grid_covers_the_brain_with_a_margin(setting):
     _, box, _ = setting
     grid = SpectralGrid(box, radius=3)
     extents = [s.stop - s.start for s in box.region]
-    assert all(side >= extent + 3 for side, extent in zip(grid.shape, extents, strict=True))
-    vectors = torch.randn(2, box.n_voxels)
-    np.testing.assert_array_equal(grid.to_vectors(grid.to_grid(vectors)), vectors)
+    assert grid.shape[0] == extents[0]
+    assert all(
+        side >= extent + 3 for side, extent in zip(grid.shape[1:], extents[1:], strict=True)
+    )
+    vectors = torch.randn(2, 3, box.n_voxels)
+    grids = grid.to_grid(vectors)
+    np.testing.assert_array_equal(grid.to_vectors(grids), vectors)
     boxes = box.to_box(vectors)
-    np.testing.assert_array_equal(grid.to_box(grid.from_box(boxes)), boxes)
+    np.testing.assert_array_equal(grid.from_box(boxes), grids)
+    np.testing.assert_array_equal(grid.to_box(grids), boxes)
     assert grid.mask.sum() == box.n_voxels
+    np.testing.assert_array_equal(grids * grid.mask, grids)
 
 
 def test_attention_logits_and_fbns_equal_the_direct_ones(setting):
@@ -109,3 +115,27 @@ def test_estimator_fft_and_direct_agree(tiny_run):
         fft.iter_window_maps(img), direct.iter_window_maps(img), strict=True
     ):
         np.testing.assert_allclose(a, b, atol=1e-4, err_msg=f"window {start}")
+
+
+def test_batched_windows_and_cached_kernels_give_the_same_logits(setting):
+    network, box, run = setting
+    starts = np.arange(5)
+    one = dict(iter_attention_logits(network, run, starts, 12, box, batch_size=1))
+    three = dict(iter_attention_logits(network, run, starts, 12, box, batch_size=3))
+    for start in starts:
+        np.testing.assert_allclose(three[start], one[start], atol=1e-5)
+
+    # Without gradients the kernel spectra are kept, until the weights change.
+    grid = SpectralGrid(box)
+    windows = grid.to_grid(torch.from_numpy(run[None, :12]))
+    with torch.no_grad():
+        before = grid.attention_logits(network.stca, windows)[1]
+        other = STCANetwork(**network.config)
+        network_copy = STCANetwork(**network.config)
+        network_copy.load_state_dict(network.state_dict())
+        network_copy.stca.load_state_dict(other.stca.state_dict())
+        changed = grid.attention_logits(network_copy.stca, windows)[1]
+        network_copy.stca.load_state_dict(network.stca.state_dict())
+        again = grid.attention_logits(network_copy.stca, windows)[1]
+    assert float((changed - before).abs().max()) > 1e-2
+    np.testing.assert_allclose(again, before, atol=1e-5)
