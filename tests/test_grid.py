@@ -43,6 +43,11 @@ def test_odd_grid_round_trip_with_nilearn_masker():
     dense = boxes[0].numpy()
     assert np.count_nonzero(dense) == np.count_nonzero(volume)
     np.testing.assert_allclose(np.sort(dense[dense != 0]), np.sort(volume[volume != 0]))
+
+    # The plain layout: the whole grid in a 64^3 cube, the same voxels.
+    cube = BrainBox(mask, crop=False)
+    assert cube.shape == (64, 64, 64)
+    np.testing.assert_array_equal(cube.to_vectors(cube.to_box(vectors)).numpy(), vectors)
     assert dense.sum() == pytest.approx(volume.sum(), rel=1e-5)
     # Neighbouring voxels stay neighbours: a shift along z in the volume is one along z in the box.
     i, j, k = np.argwhere(mask[:, :, :-1] & mask[:, :, 1:])[0]
