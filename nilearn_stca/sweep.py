@@ -119,9 +119,17 @@ class WindowSweep:
         return len(self.starts)
 
     def __iter__(self):
-        """Yield ``(start, maps)`` for each window, as :meth:`iter_window_maps` does."""
-        for start, maps in zip(self.starts, self.maps, strict=True):
-            yield int(start), np.asarray(maps)
+        """Yield ``(start, maps)`` for each window, as :meth:`iter_window_maps` does.
+
+        The windows are read from the file one at a time, not through the memory map, so
+        resident memory stays at one window's maps however long the sweep.
+        """
+        n_components, n_voxels = self.maps.shape[1:]
+        with open(self.maps.filename, "rb") as stream:
+            stream.seek(self.maps.offset)
+            for start in self.starts:
+                maps = np.fromfile(stream, self.maps.dtype, n_components * n_voxels)
+                yield int(start), maps.reshape(n_components, n_voxels)
 
     def window_img(self, start_scan):
         """The maps of the window starting at ``start_scan`` as a 4D image."""
