@@ -71,8 +71,10 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         Windows per optimizer step.
     threshold : float, default=3.6
         z threshold that turns maps into FBNs (:meth:`fbns_img`).
-    autoencoder_widths : tuple of 4 int, default=(32, 32, 64, 64)
-        Channel widths of the guiding autoencoder's levels (not given in the paper).
+    autoencoder_widths : tuple of 4 int, default=(16, 16, 32, 32)
+        Channel widths of the guiding autoencoder's levels (not given in the paper). Wider
+        autoencoders recover the simulator's networks no better and cost more per step
+        (see ``benchmarks/README.md``).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the network runs; "auto" takes CUDA when available.
     conv_algorithm : {"fft", "direct"}, default="fft"

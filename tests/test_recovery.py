@@ -1,18 +1,24 @@
 """STCA on simulated rsfMRI: training brings its window maps toward the planted networks.
 
-Numbers measured on 2026-11-25 (torch 2.13.0, CPU) for the settings below (8 maps, 20-scan
+Numbers measured on 2026-11-26 (torch 2.13.0, CPU) for the settings below (8 maps, 20-scan
 windows, one epoch = 281 Adam steps at learning rate 1e-3), averaged over every (window,
-network active in it) pair:
+network active in it) pair, simulation seed 0:
 
-====================================  =============  ===========
-simulation seed 0, all 281 windows    IoU (z>=3.6)   correlation
-====================================  =============  ===========
-trained                               0.069          0.412
-same network untrained (lr=1e-9)      0.011          0.208
-====================================  =============  ===========
+==============================================  =============  ===========
+network, all 281 windows                        IoU (z>=3.6)   correlation
+==============================================  =============  ===========
+defaults (FFT path, widths (16, 16, 32, 32))    0.077          0.424
+FFT path, widths (32, 32, 64, 64)               0.034          0.507
+direct path, widths (32, 32, 64, 64)            0.069          0.412
+untrained (lr=1e-9)                             0.011          0.208
+==============================================  =============  ===========
 
-With simulation seed 1 (every 5th window) the trained values were 0.072 and 0.448; after 843
-steps instead of 281 they stay at the same level (0.043 and 0.431, seed 0, every 5th window).
+The FFT and direct paths agree to float32 rounding at every step, but over 281 steps at this
+learning rate the rounding differences grow (the losses differ by 1% at the end), and the
+IoU, a count of a few voxels above z = 3.6 on tiny maps, moves between 0.03 and 0.08 from
+one trajectory to another. The thresholds below sit between the untrained values and the
+lowest trained ones. With simulation seed 1 the trained values were 0.072 and 0.448 (direct
+path, widths (32, 32, 64, 64), every 5th window).
 
 The static maps (mean of the window z-maps) have no voxel at z >= 3.6 here: which map takes
 which network changes from window to window, so their average is blurred.
@@ -68,6 +74,7 @@ def test_training_brings_window_maps_toward_the_planted_networks():
         est.window_length,
     )
     assert set(scores.network) == {0, 1, 2}
-    # Measured 0.069 and 0.412 (see the module docstring); untrained: 0.011 and 0.208.
-    assert scores.iou.mean() >= 0.05
+    # Trained 0.034 to 0.077 and 0.41 to 0.51 (see the module docstring); untrained 0.011
+    # and 0.208.
+    assert scores.iou.mean() >= 0.025
     assert scores.correlation.mean() >= 0.35
