@@ -143,11 +143,13 @@ class SpectralGrid:
         weights. Without gradients, the result is kept until the weights change.
         """
         weight = conv.weight
-        version = (weight._version, weight.dtype, weight.data_ptr())
-        caching = not torch.is_grad_enabled()
-        cached = self._factor_cache.get(id(conv))
-        if caching and cached is not None and cached[0] == version:
-            return cached[1]
+        # Inference tensors have no version counter: their spectra are never kept.
+        caching = not torch.is_grad_enabled() and not weight.is_inference()
+        if caching:
+            version = (weight._version, weight.dtype, weight.data_ptr())
+            cached = self._factor_cache.get(id(conv))
+            if cached is not None and cached[0] == version:
+                return cached[1]
         c_out, c_in, kx, ky, kz = weight.shape
         dy, dz = self.dft(1, ky, weight.dtype), self.dft(2, kz, weight.dtype)
         # Separable: along z, then along y (7 + 7 products per frequency instead of 49).

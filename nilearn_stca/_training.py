@@ -123,9 +123,12 @@ def iter_attention_logits(
             windows = windows_tensor([run], [(0, s) for s in batch], window_length, box, device)
             return box.to_vectors(network.attention_logits(windows, mask))
 
-    with torch.inference_mode(), tqdm(total=len(starts), desc=desc, disable=not verbose) as bar:
+    with tqdm(total=len(starts), desc=desc, disable=not verbose) as bar:
         for first in range(0, len(starts), batch_size):
             batch_starts = starts[first : first + batch_size]
-            batch_logits = logits(batch_starts).cpu().numpy()
+            # Inference mode is entered per batch, never held across a yield: the caller's
+            # code between windows (or after it stops iterating) must run in normal mode.
+            with torch.inference_mode():
+                batch_logits = logits(batch_starts).cpu().numpy()
             yield from zip((int(s) for s in batch_starts), batch_logits, strict=True)
             bar.update(len(batch_starts))

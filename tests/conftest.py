@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from nilearn_stca import STCADecomposition
+
 #: The shared nilearn data folder that sits beside a checkout (absent for most users).
 SHARED_NILEARN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nilearn_data"
 
@@ -28,3 +30,22 @@ def tiny_run():
     mask = np.zeros((12, 12, 12), np.uint8)
     mask[1:11, 2:11, 1:10] = 1
     return nib.Nifti1Image(data, affine), nib.Nifti1Image(mask, affine)
+
+
+#: STCA settings for the tiny run: 3 maps, windows of 10 scans every 5 (9 windows), a narrow
+#: autoencoder. Shapes and plumbing, not recovery.
+TINY_STCA = dict(
+    n_components=3,
+    window_length=10,
+    window_stride=5,
+    autoencoder_widths=(4, 4, 8, 8),
+    device="cpu",
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_run):
+    """STCA fitted on the tiny run with :data:`TINY_STCA` (one per test module)."""
+    img, mask = tiny_run
+    return STCADecomposition(mask=mask, **TINY_STCA).fit(img)

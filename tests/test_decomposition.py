@@ -5,27 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_STCA
 from nilearn.maskers import NiftiMasker
 from nilearn.masking import apply_mask
 from sklearn.base import clone
 
 from nilearn_stca import STCADecomposition
 from nilearn_stca.maps import zscore_maps
-
-SMALL = dict(
-    n_components=3,
-    window_length=10,
-    window_stride=5,
-    autoencoder_widths=(4, 4, 8, 8),
-    device="cpu",
-    random_state=0,
-)
-
-
-@pytest.fixture(scope="module")
-def fitted(tiny_run):
-    img, mask = tiny_run
-    return STCADecomposition(mask=mask, **SMALL).fit(img)
 
 
 def test_fitted_attributes(fitted, tiny_run):
@@ -82,10 +68,10 @@ def test_transform_inverse_transform_score(fitted, tiny_run):
 
 def test_same_random_state_gives_identical_components(fitted, tiny_run):
     img, mask = tiny_run
-    again = STCADecomposition(mask=mask, **SMALL).fit(img)
+    again = STCADecomposition(mask=mask, **TINY_STCA).fit(img)
     np.testing.assert_array_equal(again.components_, fitted.components_)
     assert again.loss_curve_ == fitted.loss_curve_
-    other = STCADecomposition(mask=mask, **{**SMALL, "random_state": 1}).fit(img)
+    other = STCADecomposition(mask=mask, **{**TINY_STCA, "random_state": 1}).fit(img)
     assert not np.array_equal(other.components_, fitted.components_)
 
 
@@ -122,7 +108,7 @@ def test_list_of_subjects_and_masker_as_mask(tiny_run):
     short = nib.Nifti1Image(img.get_fdata()[..., :25].astype(np.float32), img.affine)
     est = STCADecomposition(
         mask=NiftiMasker(mask_img=mask, standardize="zscore_sample"),
-        **{**SMALL, "window_stride": 3},
+        **{**TINY_STCA, "window_stride": 3},
     )
     est.fit([img, short])
     # 14 windows in the first run (0..39 by 3) and 6 in the second (0..15 by 3).
@@ -131,13 +117,13 @@ def test_list_of_subjects_and_masker_as_mask(tiny_run):
 
 def test_batches_and_epochs(tiny_run):
     img, mask = tiny_run
-    est = STCADecomposition(mask=mask, **{**SMALL, "batch_size": 4, "n_epochs": 2}).fit(img)
+    est = STCADecomposition(mask=mask, **{**TINY_STCA, "batch_size": 4, "n_epochs": 2}).fit(img)
     assert est.n_steps_ == 2 * 3  # 9 windows in batches of 4 -> 3 steps per epoch
 
 
 def test_mask_computed_from_data(tiny_run):
     img, _ = tiny_run
-    est = STCADecomposition(**{**SMALL, "mask_strategy": "background"}).fit(img)
+    est = STCADecomposition(**{**TINY_STCA, "mask_strategy": "background"}).fit(img)
     assert est.mask_img_.shape == (12, 12, 12)
     assert est.components_.shape[1] == int(est.mask_img_.get_fdata().sum())
 
@@ -161,19 +147,19 @@ def test_mask_computed_from_data(tiny_run):
 def test_bad_parameters(tiny_run, params, error, match):
     img, mask = tiny_run
     with pytest.raises(error, match=match):
-        STCADecomposition(mask=mask, **{**SMALL, **params}).fit(img)
+        STCADecomposition(mask=mask, **{**TINY_STCA, **params}).fit(img)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
 def test_cuda_requested_without_cuda(tiny_run):
     img, mask = tiny_run
     with pytest.raises(ValueError, match="CUDA is not available"):
-        STCADecomposition(mask=mask, **{**SMALL, "device": "cuda"}).fit(img)
+        STCADecomposition(mask=mask, **{**TINY_STCA, "device": "cuda"}).fit(img)
 
 
 def test_bad_images(tiny_run):
     img, mask = tiny_run
-    est = STCADecomposition(mask=mask, **SMALL)
+    est = STCADecomposition(mask=mask, **TINY_STCA)
     volume = nib.Nifti1Image(img.get_fdata()[..., 0], img.affine)
     with pytest.raises(ValueError, match="imgs is a 3D image"):
         est.fit(volume)
@@ -196,10 +182,10 @@ def test_mask_on_another_grid(tiny_run):
     img, mask = tiny_run
     other = nib.Nifti1Image(np.ones((10, 10, 10), np.float32), np.diag([5.0, 5.0, 5.0, 1.0]))
     with pytest.raises(ValueError, match="different grids.*target_affine"):
-        STCADecomposition(mask=other, **SMALL).fit(img)
+        STCADecomposition(mask=other, **TINY_STCA).fit(img)
     # With a target grid the mask and the data are both resampled: no error.
     est = STCADecomposition(
-        mask=other, target_affine=other.affine, target_shape=(10, 10, 10), **SMALL
+        mask=other, target_affine=other.affine, target_shape=(10, 10, 10), **TINY_STCA
     ).fit(img)
     assert est.components_img_.shape == (10, 10, 10, 3)
 
@@ -214,9 +200,9 @@ def test_not_fitted(tiny_run):
 
 def test_progress_bars_only_when_verbose(tiny_run, capsys):
     img, mask = tiny_run
-    STCADecomposition(mask=mask, **SMALL).fit(img)
+    STCADecomposition(mask=mask, **TINY_STCA).fit(img)
     assert "STCA training" not in capsys.readouterr().err
-    STCADecomposition(mask=mask, verbose=1, **SMALL).fit(img)
+    STCADecomposition(mask=mask, verbose=1, **TINY_STCA).fit(img)
     err = capsys.readouterr().err
     assert "STCA training" in err and "9/9" in err
 

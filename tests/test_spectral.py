@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_STCA
 from nilearn.datasets import load_mni152_brain_mask
 
 from nilearn_stca import STCADecomposition
@@ -96,16 +97,8 @@ def test_training_gradients_equal_the_direct_ones(setting):
 
 def test_estimator_fft_and_direct_agree(tiny_run):
     img, mask = tiny_run
-    params = dict(
-        n_components=3,
-        window_length=10,
-        window_stride=5,
-        autoencoder_widths=(4, 4, 8, 8),
-        device="cpu",
-        random_state=0,
-    )
-    fft = STCADecomposition(mask=mask, **params).fit(img)
-    direct = STCADecomposition(mask=mask, conv_algorithm="direct", **params).fit(img)
+    fft = STCADecomposition(mask=mask, **TINY_STCA).fit(img)
+    direct = STCADecomposition(mask=mask, conv_algorithm="direct", **TINY_STCA).fit(img)
     assert fft.conv_algorithm == "fft"
     np.testing.assert_allclose(fft.loss_curve_, direct.loss_curve_, rtol=1e-4)
     np.testing.assert_allclose(fft.components_, direct.components_, atol=1e-3)
@@ -139,3 +132,17 @@ def test_batched_windows_and_cached_kernels_give_the_same_logits(setting):
         again = grid.attention_logits(network_copy.stca, windows)[1]
     assert float((changed - before).abs().max()) > 1e-2
     np.testing.assert_allclose(again, before, atol=1e-5)
+
+
+def test_window_iteration_leaves_inference_mode_between_windows(setting):
+    network, box, run = setting
+    windows = iter_attention_logits(network, run, np.arange(3), 12, box)
+    next(windows)
+    # The caller's code between windows, or after it stops iterating, runs normally.
+    assert not torch.is_inference_mode_enabled()
+    weights = STCANetwork(**network.config).stca.embed.weight
+    assert not weights.is_inference()
+    with torch.inference_mode():
+        frozen = STCANetwork(**network.config).eval()
+    assert frozen.stca.embed.weight.is_inference()
+    assert len(dict(iter_attention_logits(frozen, run, np.arange(2), 12, box))) == 2

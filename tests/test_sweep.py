@@ -4,23 +4,8 @@ import numpy as np
 import pytest
 from nilearn.masking import apply_mask
 
-from nilearn_stca import STCADecomposition, load_window_sweep, write_window_sweep
+from nilearn_stca import load_window_sweep, write_window_sweep
 from nilearn_stca.baselines import SDLDecomposition
-
-SMALL = dict(
-    n_components=3,
-    window_length=10,
-    window_stride=5,
-    autoencoder_widths=(4, 4, 8, 8),
-    device="cpu",
-    random_state=0,
-)
-
-
-@pytest.fixture(scope="module")
-def fitted(tiny_run):
-    img, mask = tiny_run
-    return STCADecomposition(mask=mask, **SMALL).fit(img)
 
 
 def test_sweep_round_trip(fitted, tiny_run, tmp_path):
