@@ -8,7 +8,7 @@ ifneq ($(wildcard $(SHARED_NILEARN_DATA)),)
 export NILEARN_DATA ?= $(SHARED_NILEARN_DATA)
 endif
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench bench-quick lint clean
 
 $(BIN)/nilearn-stca: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,19 @@ demo: $(BIN)/nilearn-stca
 test: $(BIN)/nilearn-stca
 	$(BIN)/python -m pytest -n 2 tests
 
+# The measurements recorded in benchmarks/README.md (about 1.5 hours on 2 cores), and a
+# smoke run of every benchmark at a small size (a few minutes).
+BENCHMARKS := stca_speed sweep_memory sliding_baselines autoencoder_widths hcp_subject
+
+bench: $(BIN)/nilearn-stca
+	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done
+
+bench-quick: $(BIN)/nilearn-stca
+	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name --quick || exit 1; done
+
 lint: $(BIN)/nilearn-stca
-	$(BIN)/ruff check nilearn_stca tests tutorials
-	$(BIN)/ruff format --check nilearn_stca tests tutorials
+	$(BIN)/ruff check nilearn_stca tests tutorials benchmarks
+	$(BIN)/ruff format --check nilearn_stca tests tutorials benchmarks
 
 clean:
 	rm -rf $(VENV) stca_demo .pytest_cache

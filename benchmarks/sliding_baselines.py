@@ -21,15 +21,9 @@ Run from the repository root::
 """
 
 import argparse
-import os
-import resource
-import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from datetime import datetime, timezone
-from multiprocessing import get_context
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -37,6 +31,16 @@ from threadpoolctl import threadpool_limits
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.truth import score_against_truth
+
+from ._common import (
+    default_threads,
+    header,
+    in_child,
+    mib,
+    peak_rss_mib,
+    reset_window_peak,
+    window_peak_mib,
+)
 
 METHODS = {"ica": ICADecomposition, "sdl": SDLDecomposition}
 PATHS = ("plain", "plain-1blas", "fast")
@@ -62,50 +66,6 @@ def parse_args(argv=None):
         if getattr(args, name) is None:
             setattr(args, name, default)
     return args
-
-
-def default_threads():
-    """Give torch and the BLAS / OpenMP pools the machine's number of cores."""
-    n_cores = os.cpu_count() or 1
-    threadpool_limits(limits=n_cores)
-    try:
-        import torch
-    except ImportError:
-        return n_cores
-    torch.set_num_threads(n_cores)
-    return n_cores
-
-
-def peak_rss_mib():
-    """Peak resident memory of this process so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
-
-
-def reset_window_peak():
-    """Restart Linux's peak-RSS counter (VmHWM), so that it measures the windows alone.
-
-    The child's ``ru_maxrss`` cannot be reset, and importing torch and nilearn peaks higher
-    than the windows of a small grid. Returns False where /proc does not allow it.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def window_peak_mib():
-    """VmHWM, the peak RSS since :func:`reset_window_peak`, in MiB (None if unavailable)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**10
-    except OSError:
-        pass
-    return None
 
 
 def run_path(estimator, run, starts, path):
@@ -135,12 +95,6 @@ def run_path(estimator, run, starts, path):
         "peak_rss_mib": peak_rss_mib(),
         "window_peak_mib": window_peak_mib() if resettable else None,
     }
-
-
-def in_child(function, *args):
-    """``function(*args)`` in a fresh (spawned) process, so that its peak memory is its own."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as executor:
-        return executor.submit(function, *args).result()
 
 
 def make_estimator(method, args):
@@ -181,16 +135,12 @@ def benchmark_method(method, sim, starts, args):
         rows.append(result)
         print(
             f"{method} {path:>11}: {result['seconds']:8.2f} s/window, peak RSS "
-            f"{_mib(result['window_peak_mib'])} MiB during the windows, child ru_maxrss "
+            f"{mib(result['window_peak_mib'])} MiB during the windows, child ru_maxrss "
             f"{result['peak_rss_mib']:.0f} MiB (before windows {result['rss_before_mib']:.0f}), "
             f"mean IoU {result['iou']:.4f}",
             flush=True,
         )
     return rows
-
-
-def _mib(value):
-    return "-" if value is None else f"{value:.0f}"
 
 
 def _max_abs_difference(row, reference):
@@ -215,7 +165,7 @@ def markdown_table(rows):
             diff = f"{_max_abs_difference(row, reference):.2g}" if reference else "-"
             lines.append(
                 f"| {method} | {path} | {row['seconds']:.2f} | {ratio} | "
-                f"{_mib(row['window_peak_mib'])} | {row['peak_rss_mib']:.0f} | "
+                f"{mib(row['window_peak_mib'])} | {row['peak_rss_mib']:.0f} | "
                 f"{row['iou']:.4f} | {delta} | {diff} |"
             )
     return "\n".join(lines)
@@ -235,8 +185,7 @@ def main(argv=None):
     )
     starts = window_starts(n_scans, args.window_length, args.n_windows)
     print(
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-        f"{n_threads} threads; {sim.description}\n"
+        f"{header(n_threads, sim.description)}\n"
         f"{len(starts)} windows of {args.window_length} scans starting at {starts}; "
         f"CanICA n_init={args.n_init}",
         flush=True,
