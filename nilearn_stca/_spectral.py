@@ -96,14 +96,14 @@ class SpectralGrid:
 
     def from_box(self, boxes):
         """Move boxes ``(B, C, *box.shape)`` onto the grid (zeros outside the region)."""
-        ex, ey, ez = self._extent
+        _, ey, ez = self._extent
         region = boxes[(..., *self.box.region)].permute(3, 4, 2, 0, 1)
         ny, nz, _ = self._layout_shape
         return F.pad(region, (0, 0, 0, 0, 0, 0, 0, nz - ez, 0, ny - ey))
 
     def to_box(self, grids):
         """Put a grid ``(Y, Z, X, B, C)`` back into boxes ``(B, C, *box.shape)``."""
-        ex, ey, ez = self._extent
+        _, ey, ez = self._extent
         region = grids[:ey, :ez].permute(3, 4, 2, 0, 1)
         pads = []
         for side, s in zip(reversed(self.box.shape), reversed(self.box.region), strict=True):
@@ -230,9 +230,9 @@ class _TapProducts(torch.autograd.Function):
         # The inverse FFT's gradient comes with the frequency axes innermost.
         grad_out = grad_out.contiguous()
         grad_spectra = grad_factors = None
-        # conj(G @ W^H) = conj(G) @ W^T: only G is conjugated, W is read transposed.
-        grad_conj = grad_out.conj().resolve_conj()
         if ctx.needs_input_grad[0]:
+            # conj(G @ W^H) = conj(G) @ W^T: only G is conjugated, W is read transposed.
+            grad_conj = grad_out.conj().resolve_conj()
             total_conj = torch.zeros_like(spectra)
             for tap in range(kx):
                 rows_in, rows_out = _tap_rows(n_rows, tap, kx, ctx.batch)
