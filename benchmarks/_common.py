@@ -17,6 +17,17 @@ PAPER_FOV_MM = (196, 232, 188)
 PAPER_ORIGIN_MM = (-96, -132, -78)
 
 
+def fill_size_defaults(args, quick, full):
+    """Give the options left unset their ``--quick`` value, or else their full-size one.
+
+    ``quick`` and ``full`` map option names (as in ``args``) to values.
+    """
+    for name, full_value in full.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick[name] if args.quick else full_value)
+    return args
+
+
 def default_threads():
     """Give torch and the BLAS / OpenMP pools the machine's number of cores."""
     n_cores = os.cpu_count() or 1

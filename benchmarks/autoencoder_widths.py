@@ -29,7 +29,7 @@ from nilearn_stca import STCADecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.truth import score_windows_against_truth
 
-from ._common import default_threads, header, in_child, paper_mask_img
+from ._common import default_threads, fill_size_defaults, header, in_child, paper_mask_img
 from .stca_speed import measure_path
 
 CANDIDATES = ("8,8,16,16", "16,16,32,32", "32,32,64,64")
@@ -44,12 +44,11 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", help="simulation seeds (default 0 1)")
     parser.add_argument("--n-scans", type=int, help="scans per simulated run (default 300)")
     args = parser.parse_args(argv)
-    if args.widths is None:
-        args.widths = list(CANDIDATES[1:] if args.quick else CANDIDATES)
-    if args.seeds is None:
-        args.seeds = [0] if args.quick else [0, 1]
-    if args.n_scans is None:
-        args.n_scans = 100 if args.quick else 300
+    fill_size_defaults(
+        args,
+        quick={"widths": list(CANDIDATES[1:]), "seeds": [0], "n_scans": 100},
+        full={"widths": list(CANDIDATES), "seeds": [0, 1], "n_scans": 300},
+    )
     args.widths = [tuple(int(w) for w in text.split(",")) for text in args.widths]
     return args
 

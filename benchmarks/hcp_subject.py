@@ -32,7 +32,14 @@ from nilearn_stca import STCADecomposition, write_window_sweep
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.truth import score_windows_against_truth
 
-from ._common import default_threads, header, in_child, paper_mask_img, peak_rss_mib
+from ._common import (
+    default_threads,
+    fill_size_defaults,
+    header,
+    in_child,
+    paper_mask_img,
+    peak_rss_mib,
+)
 
 
 def parse_args(argv=None):
@@ -46,12 +53,11 @@ def parse_args(argv=None):
     parser.add_argument("--snr", type=float, default=1.0, help="simulator's SNR")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", help="folder for the run and the sweep (default: temp)")
-    args = parser.parse_args(argv)
-    defaults = (8, 120) if args.quick else (4, 1200)
-    for name, default in zip(("resolution", "n_scans"), defaults, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    return args
+    return fill_size_defaults(
+        parser.parse_args(argv),
+        quick={"resolution": 8, "n_scans": 120},
+        full={"resolution": 4, "n_scans": 1200},
+    )
 
 
 def run_protocol(func_file, mask_img, sim, work_dir, args):

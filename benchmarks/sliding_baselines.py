@@ -34,6 +34,7 @@ from nilearn_stca.evaluation.truth import score_against_truth
 
 from ._common import (
     default_threads,
+    fill_size_defaults,
     header,
     in_child,
     mib,
@@ -60,12 +61,11 @@ def parse_args(argv=None):
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))
     parser.add_argument("--snr", type=float, default=3.0, help="simulator's SNR")
     parser.add_argument("--seed", type=int, default=0, help="simulator's and fits' seed")
-    args = parser.parse_args(argv)
-    defaults = (8, 2, 2) if args.quick else (4, 10, 10)
-    for name, default in zip(("resolution", "n_windows", "n_init"), defaults, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    return args
+    return fill_size_defaults(
+        parser.parse_args(argv),
+        quick={"resolution": 8, "n_windows": 2, "n_init": 2},
+        full={"resolution": 4, "n_windows": 10, "n_init": 10},
+    )
 
 
 def run_path(estimator, run, starts, path):

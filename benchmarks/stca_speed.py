@@ -35,6 +35,7 @@ from nilearn_stca.network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, S
 
 from ._common import (
     default_threads,
+    fill_size_defaults,
     header,
     in_child,
     mib,
@@ -61,12 +62,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    defaults = (8, 2, 2) if args.quick else (4, 3, 10)
-    for name, default in zip(("resolution", "steps", "windows"), defaults, strict=True):
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    return args
+    return fill_size_defaults(
+        parser.parse_args(argv),
+        quick={"resolution": 8, "steps": 2, "windows": 2},
+        full={"resolution": 4, "steps": 3, "windows": 10},
+    )
 
 
 def measure_path(path, mask, args):

@@ -26,6 +26,7 @@ from nilearn_stca.datasets import simulate_dynamic_rsfmri
 
 from ._common import (
     default_threads,
+    fill_size_defaults,
     header,
     in_child,
     mib,
@@ -45,12 +46,11 @@ def parse_args(argv=None):
     parser.add_argument("--resolution", type=int, help="grid (mm), default 4")
     parser.add_argument("--n-windows", type=int, nargs="+", help="default 40 400")
     parser.add_argument("--n-components", type=int, default=64)
-    args = parser.parse_args(argv)
-    if args.resolution is None:
-        args.resolution = 8 if args.quick else 4
-    if args.n_windows is None:
-        args.n_windows = [5, 50] if args.quick else [40, 400]
-    return args
+    return fill_size_defaults(
+        parser.parse_args(argv),
+        quick={"resolution": 8, "n_windows": [5, 50]},
+        full={"resolution": 4, "n_windows": [40, 400]},
+    )
 
 
 def sweep_peak(func_file, mask_img, n_windows, n_components, work_dir):
