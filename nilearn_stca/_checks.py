@@ -4,12 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from nilearn.image import load_img
 
 
 def resolve_device(device):
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``... into an available torch device."""
+    # Imported here: the baselines' worker processes use this module, never torch.
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
