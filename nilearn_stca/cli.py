@@ -38,6 +38,16 @@ def _positive_int(value):
     return number
 
 
+def _n_jobs(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+    if number == 0 or number < -1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, or -1 for all CPUs, got {value}")
+    return number
+
+
 def _existing_file(value):
     if not Path(value).is_file():
         raise argparse.ArgumentTypeError(f"{value}: no such file")
@@ -127,6 +137,12 @@ def build_parser():
     comp.add_argument("--n-components", type=_positive_int, help="maps per method")
     comp.add_argument("--n-epochs", type=_positive_int, help="STCA's passes over the windows")
     comp.add_argument("--device", help="STCA's device: auto (default), cpu or cuda")
+    comp.add_argument(
+        "--n-jobs",
+        type=_n_jobs,
+        help="ICA's and SDL's processes: windows decomposed in parallel, same maps (default 1; "
+        "-1: all CPUs)",
+    )
     comp.add_argument("--no-windows", action="store_true", help="static maps only")
     comp.add_argument("--preset", choices=["paper"], help="paper: Liu et al.'s settings")
     comp.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -206,6 +222,9 @@ def _compare_kwargs(args):
         stca["n_epochs"] = args.n_epochs
     if args.device is not None:
         stca["device"] = args.device
+    if args.n_jobs is not None:
+        for name in set(kwargs.get("methods", METHOD_CHOICES)) & {"ica", "sdl"}:
+            method_params.setdefault(name, {})["n_jobs"] = args.n_jobs
     kwargs["method_params"] = method_params
     kwargs["windows"] = not args.no_windows
     return kwargs

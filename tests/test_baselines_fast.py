@@ -107,8 +107,9 @@ def test_fast_maps_have_the_plain_shapes(cls, fitted, both_paths):
 
 
 # Measured (80 scans, 8 mm, snr=3, one BLAS thread): ICA maps equal to 1.2e-7, SDL maps
-# equal or within 2e-3 (z units; FastICA's cube computed without pow changes the rounding
-# of the dictionary's CanICA initialisation).
+# within 5.3e-3 (z units; FastICA's cube computed without pow changes the rounding of the
+# dictionary's CanICA initialisation, and the voxels whose float32 lasso cannot converge
+# get their exact codes: see baselines/_online_dictionary.py).
 @pytest.mark.parametrize(("cls", "atol"), [(ICADecomposition, 1e-4), (SDLDecomposition, 0.05)])
 def test_fast_maps_equal_plain_maps(cls, atol, both_paths):
     _, plain, fast = both_paths[cls]
@@ -192,3 +193,38 @@ def test_plain_and_fast_paths_warn_on_empty_windows(tiny_run):
         assert start == 5
         assert maps.shape == (3, run.shape[1])
         assert not maps.any()
+
+
+# ---------------------------------------------------------------------- worker processes
+# SDL runs windows in worker processes, ICA its FastICA restarts (nilearn's use of n_jobs).
+@pytest.mark.parametrize(("cls", "window_jobs"), [(SDLDecomposition, 2), (ICADecomposition, 1)])
+def test_worker_processes_give_the_same_maps(cls, window_jobs, fitted, both_paths):
+    run, _, in_turn = both_paths[cls]
+    # An unfitted clone: the windows need only the parameters and the masked run.
+    est = clone(fitted[cls]).set_params(n_jobs=2)
+    assert est._n_window_jobs(len(STARTS)) == window_jobs
+    in_workers = _quiet(list, est._iter_run_maps(run, STARTS))
+    assert [start for start, _ in in_workers] == STARTS
+    for (_, maps), (_, expected) in zip(in_workers, in_turn, strict=True):
+        np.testing.assert_array_equal(maps, expected)
+
+
+def test_worker_processes_keep_the_empty_window_warning(tiny_run):
+    img, mask = tiny_run
+    est = SDLDecomposition(
+        n_components=3, alpha=1.0, window_alpha=1e6, mask=mask, window_length=20, n_jobs=2
+    )
+    est = _quiet(est.fit, img)
+    run = est._masked_run(img)
+    with pytest.warns(RuntimeWarning, match="no component found in the window") as record:
+        windows = list(est._iter_run_maps(run, [0, 10]))
+    assert [start for start, _ in windows] == [0, 10]
+    messages = [str(w.message) for w in record if issubclass(w.category, RuntimeWarning)]
+    assert [m.split("starting at scan ")[1].split(" ")[0] for m in messages] == ["0", "10"]
+
+
+def test_random_state_instance_keeps_windows_in_turn():
+    est = SDLDecomposition(n_jobs=2, random_state=np.random.RandomState(0))
+    assert est._n_window_jobs(5) == 1
+    assert est.set_params(random_state=0)._n_window_jobs(5) == 2
+    assert est._n_window_jobs(1) == 1

@@ -129,6 +129,7 @@ def _cli_error(argv, capsys):
         (["--confounds", "a.tsv", "b.tsv"], "a.tsv: no such confounds file"),
         (["--mask", "no_mask.nii.gz"], "no_mask.nii.gz: no such file"),
         (["--window-length", "31"], "fewer than window_length=31"),
+        (["--n-jobs", "0"], "must be >= 1, or -1 for all CPUs, got 0"),
     ],
 )
 def test_cli_compare_bad_options(fmriprep_dir, tmp_path, capsys, extra, message):
@@ -182,6 +183,20 @@ def test_cli_paper_preset_settings(fmriprep_dir):
         ["compare", func, "--out", "o", "--preset", "paper", "--window-length", "30"]
     )
     assert _compare_kwargs(args)["window_length"] == 30  # explicit options win
+
+
+def test_cli_n_jobs_reaches_the_baselines_only(fmriprep_dir):
+    from nilearn_stca.cli import _compare_kwargs, build_parser
+
+    func = fmriprep_dir["funcs"][0]
+    args = build_parser().parse_args(["compare", func, "--out", "o", "--n-jobs", "2"])
+    params = _compare_kwargs(args)["method_params"]
+    assert params["ica"]["n_jobs"] == params["sdl"]["n_jobs"] == 2
+    assert "n_jobs" not in params["stca"]
+    args = build_parser().parse_args(
+        ["compare", func, "--out", "o", "--methods", "sdl", "stca", "--n-jobs", "-1"]
+    )
+    assert _compare_kwargs(args)["method_params"].keys() == {"sdl", "stca"}
 
 
 def test_cli_compare_nipype_gives_the_same_table(fmriprep_dir, tmp_path, capsys):

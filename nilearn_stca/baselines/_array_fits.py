@@ -6,12 +6,20 @@ here do the same steps, in the same order and with the same random draws, on the
 rows of the run already masked by the fitted masker (see nilearn's
 ``decomposition/_base.py``, ``_multi_pca.py``, ``canica.py`` and ``dict_learning.py``).
 
-One step is computed differently: FastICA's contrast function. nilearn asks FastICA for
-``fun="cube"``, which scikit-learn evaluates as ``x ** 3``; numpy computes that power with
-``pow``, which takes most of a CanICA fit. :func:`_cube` returns the same function and
-derivative from multiplications, so the maps agree with the plain path to rounding error
-(about 1e-9 relative) instead of bit for bit.
+Two steps are computed differently:
+
+- FastICA's contrast function. nilearn asks FastICA for ``fun="cube"``, which scikit-learn
+  evaluates as ``x ** 3``; numpy computes that power with ``pow``, which takes most of a
+  CanICA fit. :func:`_cube` returns the same function and derivative from multiplications,
+  so the maps agree with the plain path to rounding error (about 1e-9 relative) instead of
+  bit for bit.
+- DictLearning's ``dict_learning_online(method="cd")``, which spends most of a window in the
+  per-call overhead of scikit-learn's ``Lasso``: :mod:`._online_dictionary` runs the same
+  loop on scikit-learn's compiled kernel (the same dictionary, bit for bit) and gives the
+  voxels whose float32 descent cannot converge their exact lasso codes.
 """
+
+import warnings
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -19,15 +27,19 @@ from nilearn.signal import clean
 from scipy import linalg
 from scipy.stats import scoreatpercentile
 from sklearn.decomposition import dict_learning_online, fastica
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd, svd_flip
+
+from ._online_dictionary import KERNEL_AVAILABLE, online_dict_learning
 
 
 def _cube(x):
     """FastICA's ``"cube"`` contrast, ``x**3`` and the mean of ``3 x**2``, without ``pow``."""
     x_squared = x * x
-    return x_squared * x, 3 * x_squared.mean(axis=-1)
+    derivative = 3 * x_squared.mean(axis=-1)
+    return np.multiply(x_squared, x, out=x_squared), derivative
 
 
 def clean_window(window, standardize, standardize_confounds, detrend):
@@ -121,6 +133,14 @@ def _threshold_ratio(threshold):
     return None
 
 
+def _fastica(data, seed):
+    """One of CanICA's FastICA restarts; its convergence warnings stay in the worker, as
+    the window fits' warnings in the main process (they would repeat at every window)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fastica(data, whiten="arbitrary-variance", fun=_cube, random_state=seed)
+
+
 def unmix(components, n_init, threshold, random_state, n_jobs=1):
     """nilearn's ``CanICA._unmix_components``: FastICA restarts, sparsest result, threshold.
 
@@ -143,10 +163,7 @@ def unmix(components, n_init, threshold, random_state, n_jobs=1):
     seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n_init)
     # As nilearn: FastICA is unstable in float32.
     data = components.astype(np.float64)
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(fastica)(data, whiten="arbitrary-variance", fun=_cube, random_state=seed)
-        for seed in seeds
-    )
+    results = Parallel(n_jobs=n_jobs)(delayed(_fastica)(data, seed) for seed in seeds)
     # The sparsest result (smallest largest-L1-norm map), the first one on ties.
     maps = min((sources.T for _, _, sources in results), key=_max_l1_norm)
     ratio = _threshold_ratio(threshold)
@@ -230,20 +247,32 @@ def dict_learning_maps(
     init_maps /= scale[:, np.newaxis]
     loadings = _initial_loadings(init_maps, reduced)
     max_iter = ((reduced.shape[1] - 1) // batch_size + 1) * n_epochs
-    code, _ = dict_learning_online(
-        reduced.T,
-        n_components,
-        alpha=alpha,
-        batch_size=batch_size,
-        method=method,
-        dict_init=loadings,
-        verbose=max(0, int(verbose) - 1),
-        random_state=random_state,
-        return_code=True,
-        shuffle=True,
-        n_jobs=1,
-        max_iter=max_iter,
-    )
+    if method == "cd" and KERNEL_AVAILABLE:
+        code, _ = online_dict_learning(
+            reduced.T,
+            n_components,
+            alpha=alpha,
+            dict_init=loadings,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            random_state=random_state,
+            verbose=max(0, int(verbose) - 1),
+        )
+    else:
+        code, _ = dict_learning_online(
+            reduced.T,
+            n_components,
+            alpha=alpha,
+            batch_size=batch_size,
+            method=method,
+            dict_init=loadings,
+            verbose=max(0, int(verbose) - 1),
+            random_state=random_state,
+            return_code=True,
+            shuffle=True,
+            n_jobs=1,
+            max_iter=max_iter,
+        )
     maps = code.T
     norms = np.sqrt(np.sum(maps**2, axis=1))
     norms[norms == 0] = 1

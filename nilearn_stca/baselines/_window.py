@@ -3,7 +3,8 @@
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
 from .._checks import check_integer_params, load_runs
@@ -41,6 +42,9 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
     _nilearn_class = None
     _nilearn_params = ()
     _fbn_threshold_param = "fbn_threshold"
+    #: Whether ``n_jobs`` > 1 decomposes several windows at once (else the subclass uses
+    #: ``n_jobs`` inside each window, as the nilearn estimator does).
+    _windows_in_parallel = True
 
     # ------------------------------------------------------------------ helpers
     def _validate_params(self):
@@ -128,12 +132,17 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         return self._finish_window_maps(components, start, run.shape[1])
 
     def _window_maps_fast(self, run, start):
-        """The maps of one window, computed as nilearn would but on arrays.
+        """The maps of one window, computed as nilearn would but on arrays."""
+        components = self._window_components(run[start : start + self.window_length])
+        return self._finish_window_maps(components, start, run.shape[1])
 
-        The window's rows of the masked run are cleaned, reduced and decomposed by the
-        functions of :mod:`._array_fits`, the array version of the nilearn estimator's fit.
+    def _window_components(self, window):
+        """The raw maps of one window of the cleaned, masked run.
+
+        The window's rows are cleaned, reduced and decomposed by the functions of
+        :mod:`._array_fits`, the array version of the nilearn estimator's fit. Only the
+        parameters are used, so a parameters-only clone computes it in a worker process.
         """
-        window = run[start : start + self.window_length]
         dtype = self._masker_dtype()
         if dtype is not None:
             # The window image of the plain path has the dtype of ``masker_``'s output.
@@ -142,12 +151,27 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         # gain nothing there, and numpy's and scipy's two OpenBLAS pools, called in turn at
         # every FastICA iteration, made a window up to 40 times slower on 2 busy cores.
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
-            # nilearn's own warnings about cleaning would repeat at every window.
+            # nilearn's warnings about the parameters (and deprecations of their values)
+            # are those of the static fit, and would repeat at every window.
             warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
             data = clean_window(window, self.standardize, self.standardize_confounds, self.detrend)
             reduced = reduce_window(data, self.n_components, self.random_state)
-            components = self._decompose_window(reduced)
-        return self._finish_window_maps(components, start, run.shape[1])
+            return self._decompose_window(reduced)
+
+    def _n_window_jobs(self, n_windows):
+        """Worker processes for ``n_windows`` windows: 1 unless windows can run independently.
+
+        A ``RandomState`` instance is drawn from by each window in turn, as by a loop over
+        nilearn estimators, so its windows stay in one process.
+        """
+        if (
+            not self._windows_in_parallel
+            or n_windows < 2
+            or isinstance(self.random_state, np.random.RandomState)
+        ):
+            return 1
+        return min(effective_n_jobs(self.n_jobs), n_windows)
 
     def _masker_dtype(self):
         """The dtype of ``masker_``'s images and masked windows (None: that of the data)."""
@@ -186,9 +210,24 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         return "Windows may be too short for this method's parameters."
 
     def _iter_run_maps(self, run, starts):
-        """Yield ``(start, maps)`` for each window start, by :meth:`_window_maps_fast`."""
-        for start in starts:
-            yield int(start), self._window_maps_fast(run, int(start))
+        """Yield ``(start, maps)`` for each window start, in order, by the array path.
+
+        With ``n_jobs`` > 1 the windows are decomposed in that many worker processes (each
+        window in one, with one thread), a few windows ahead of the consumer.
+        """
+        starts = [int(start) for start in starts]
+        n_jobs = self._n_window_jobs(len(starts))
+        if n_jobs == 1:
+            for start in starts:
+                yield start, self._window_maps_fast(run, start)
+            return
+        worker = clone(self).set_params(n_jobs=1)
+        windows = (run[start : start + self.window_length] for start in starts)
+        # max_nbytes=None: each task pickles its window, not a memory map of the whole run.
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator", max_nbytes=None)
+        components = parallel(delayed(worker._window_components)(window) for window in windows)
+        for start, window_components in zip(starts, components, strict=True):
+            yield start, self._finish_window_maps(window_components, start, run.shape[1])
 
     def _iter_run_maps_plain(self, run, starts):
         """:meth:`_iter_run_maps` with a nilearn estimator fitted on each window's image."""

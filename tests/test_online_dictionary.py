@@ -1,0 +1,166 @@
+"""The window fits' online dictionary learning against scikit-learn's own, bit for bit."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.decomposition import dict_learning_online, sparse_encode
+
+from nilearn_stca.baselines import _online_dictionary
+from nilearn_stca.baselines._online_dictionary import (
+    KERNEL_AVAILABLE,
+    converged_lasso_code,
+    lasso_code,
+    online_dict_learning,
+)
+
+pytestmark = pytest.mark.skipif(
+    not KERNEL_AVAILABLE, reason="this scikit-learn has no compiled Gram coordinate descent"
+)
+
+
+def _sparse_data(dtype, n_samples=400, n_features=12, n_atoms=8, seed=0):
+    """Samples that are sparse combinations of a few atoms, plus noise (as voxels of a window)."""
+    rng = np.random.RandomState(seed)
+    atoms = rng.randn(n_atoms, n_features)
+    codes = rng.randn(n_samples, n_atoms) * (rng.rand(n_samples, n_atoms) < 0.3)
+    X = codes @ atoms + 0.1 * rng.randn(n_samples, n_features)
+    return np.ascontiguousarray(X, dtype=dtype), rng.randn(n_atoms, n_features).astype(dtype)
+
+
+def _quiet(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning of both, on purpose identical
+        return function(*args, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [0.05, 1.0])
+def test_lasso_code_is_sparse_encode(dtype, alpha):
+    X, dictionary = _sparse_data(dtype)
+    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
+    expected = _quiet(sparse_encode, X, dictionary, algorithm="lasso_cd", alpha=alpha)
+    code = _quiet(lasso_code, X, dictionary, alpha)
+    assert code.dtype == expected.dtype == dtype
+    np.testing.assert_array_equal(code, expected)
+    assert 0 < np.count_nonzero(code) < code.size
+
+
+def _ill_conditioned_problem(n_samples=3000, n_features=20, n_atoms=20, seed=0):
+    """float32 samples and unit atoms, some nearly collinear (as a window's learnt atoms)."""
+    rng = np.random.RandomState(seed)
+    atoms = rng.randn(n_atoms, n_features)
+    atoms[n_atoms // 2 :] = atoms[: n_atoms // 2] + 0.2 * rng.randn(n_atoms // 2, n_features)
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    codes = rng.randn(n_samples, n_atoms) * (rng.rand(n_samples, n_atoms) < 0.15)
+    X = codes @ atoms + 0.3 * rng.randn(n_samples, n_features)
+    return np.ascontiguousarray(X, dtype=np.float32), atoms.astype(np.float32)
+
+
+def _objective(X, dictionary, code, alpha):
+    X, dictionary, code = (np.asarray(a, dtype=np.float64) for a in (X, dictionary, code))
+    return 0.5 * ((X - code @ dictionary) ** 2).sum(axis=1) + alpha * np.abs(code).sum(axis=1)
+
+
+def _assert_as_good_as(X, dictionary, code, expected, alpha):
+    """``code`` has a lasso objective no worse than ``expected`` and reconstructs ``X`` alike.
+
+    Codes themselves may differ more: along nearly collinear atoms the objective is flat,
+    and scikit-learn's float32 descent stops wherever its last sweep left it.
+    """
+    expected_objective = _objective(X, dictionary, expected, alpha)
+    assert np.all(_objective(X, dictionary, code, alpha) <= expected_objective * (1 + 1e-6))
+    np.testing.assert_allclose(
+        np.asarray(code, np.float64) @ dictionary,
+        np.asarray(expected, np.float64) @ dictionary,
+        atol=5e-3 * np.abs(X).max(),
+    )
+
+
+@pytest.mark.parametrize("max_sweeps", [1, 50])
+def test_converged_lasso_code_is_sparse_encode_or_better(max_sweeps, monkeypatch):
+    X, dictionary = _ill_conditioned_problem()
+    alpha = 2.0
+    expected = _quiet(sparse_encode, X, dictionary, algorithm="lasso_cd", alpha=alpha)
+    gram, Xy = _online_dictionary._gram_problems(X, dictionary)
+    _, converged = _quiet(_online_dictionary._descend, X, gram, Xy, alpha, max_sweeps)
+    # The problem exercises both paths: samples that converge, samples that do not.
+    assert 0.05 < converged.mean() < 0.95
+
+    full_descents = []
+    descend = _online_dictionary._descend
+
+    def counting_descend(X, gram, Xy, alpha, max_iter):
+        if max_iter == 1000:
+            full_descents.append(len(X))
+        return descend(X, gram, Xy, alpha, max_iter)
+
+    monkeypatch.setattr(_online_dictionary, "_descend", counting_descend)
+    code = _quiet(converged_lasso_code, X, dictionary, alpha, max_sweeps=max_sweeps)
+    assert code.dtype == np.float32
+    # Where scikit-learn's tolerance is met within max_sweeps: the same codes, bit for bit.
+    np.testing.assert_array_equal(code[converged], expected[converged])
+    # Elsewhere: the exact minimiser, at least as good as scikit-learn's last sweep...
+    _assert_as_good_as(X, dictionary, code, expected, alpha)
+    # Each of those is either scikit-learn's own (the optimality check failed) or as good as
+    # float64 descent run to scikit-learn's tolerance.
+    stuck = np.flatnonzero(~converged)[:100]
+    X64, dictionary64 = X[stuck].astype(np.float64), dictionary.astype(np.float64)
+    minimiser = _quiet(lasso_code, X64, dictionary64, alpha, 100_000)
+    as_good = _objective(X64, dictionary64, code[stuck], alpha) <= _objective(
+        X64, dictionary64, minimiser, alpha
+    ) * (1 + 1e-9)
+    sklearn_own = np.all(code[stuck] == expected[stuck], axis=1)
+    assert np.all(as_good | sklearn_own)
+    assert as_good.mean() > 0.5
+    if max_sweeps == 1:
+        # One sweep leaves wrong supports, which fail the optimality check: those samples
+        # get scikit-learn's own 1000 sweeps.
+        assert full_descents and 0 < full_descents[0] < (~converged).sum()
+
+
+# (alpha, batch_size, n_components): the last two leave atoms unused (a large penalty, or
+# more atoms than dict_init has rows), which scikit-learn redraws from the data.
+CASES = [(0.1, 20, 8), (0.5, 7, 8), (8.0, 20, 8), (0.1, 16, 10)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("alpha", "batch_size", "n_components"), CASES)
+def test_online_dict_learning_is_sklearn(dtype, alpha, batch_size, n_components):
+    X, dict_init = _sparse_data(dtype)
+    params = {
+        "alpha": alpha,
+        "batch_size": batch_size,
+        "dict_init": dict_init,
+        "max_iter": 5,
+        "random_state": 0,
+    }
+    expected_code, expected_dictionary = _quiet(
+        dict_learning_online,
+        X,
+        n_components,
+        method="cd",
+        return_code=True,
+        shuffle=True,
+        n_jobs=1,
+        **params,
+    )
+    code, dictionary = _quiet(online_dict_learning, X, n_components, **params)
+    assert code.dtype == dictionary.dtype == dtype
+    # The learning loop is scikit-learn's, bit for bit; the final codes are
+    # converged_lasso_code's (tested above) of the same dictionary.
+    np.testing.assert_array_equal(dictionary, expected_dictionary)
+    final_code = _quiet(converged_lasso_code, X, np.ascontiguousarray(dictionary), alpha)
+    np.testing.assert_array_equal(code, final_code)
+    _assert_as_good_as(X, dictionary, code, expected_code, alpha)
+    assert np.count_nonzero(code) > 0
+
+
+def test_random_state_instance_is_drawn_from_as_sklearn():
+    X, dict_init = _sparse_data(np.float64)
+    params = {"alpha": 0.1, "batch_size": 20, "dict_init": dict_init, "max_iter": 2}
+    expected_rng, rng = np.random.RandomState(5), np.random.RandomState(5)
+    expected = _quiet(dict_learning_online, X, 8, method="cd", random_state=expected_rng, **params)
+    result = _quiet(online_dict_learning, X, 8, random_state=rng, **params)
+    np.testing.assert_array_equal(result[1], expected[1])
+    assert rng.randint(1000) == expected_rng.randint(1000)
