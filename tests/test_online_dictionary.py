@@ -119,6 +119,26 @@ def test_converged_lasso_code_is_sparse_encode_or_better(max_sweeps, monkeypatch
         assert full_descents and 0 < full_descents[0] < (~converged).sum()
 
 
+def test_exact_solve_refuses_a_singular_support():
+    X, dictionary = _ill_conditioned_problem(n_samples=60)
+    dictionary[1] = dictionary[0]  # a repeated atom: singular Gram blocks
+    code = _quiet(converged_lasso_code, X, dictionary, 2.0)
+    support, sign = code != 0, np.sign(code)
+    assert not (support[:, 0] & support[:, 1]).any()
+    support[:30, :2] = True  # both copies on the support of the first rows
+    sign[:30, :2] = 1
+    dictionary64 = dictionary.astype(np.float64)
+    solved = _online_dictionary._solve_on_supports(
+        dictionary64 @ dictionary64.T,
+        X.astype(np.float64) @ dictionary64.T,
+        2.0,
+        support,
+        sign,
+    )
+    assert np.isnan(solved[:30]).all()  # refused, not raised: they fall back to descent
+    np.testing.assert_allclose(solved[30:], code[30:], atol=1e-4 * np.abs(code).max())
+
+
 # (alpha, batch_size, n_components): the last two leave atoms unused (a large penalty, or
 # more atoms than dict_init has rows), which scikit-learn redraws from the data.
 CASES = [(0.1, 20, 8), (0.5, 7, 8), (8.0, 20, 8), (0.1, 16, 10)]

@@ -120,7 +120,7 @@ def _solve_on_supports(gram, Xy, alpha, support, sign):
     On the support ``A`` with signs ``s`` the minimiser solves
     ``gram[A, A] w = Xy[A] - alpha * s``; it is the lasso's minimiser if its signs are ``s``
     and every other coordinate's correlation stays within ``alpha``. Samples sharing a
-    support share one solve.
+    support share one solve; a singular ``gram[A, A]`` (repeated atoms) fails the check.
     """
     n_samples, n_components = support.shape
     code = np.zeros((n_samples, n_components))
@@ -128,9 +128,14 @@ def _solve_on_supports(gram, Xy, alpha, support, sign):
     for group in range(len(keys)):
         rows = np.flatnonzero(groups.ravel() == group)
         active = support[rows[0]]
-        if active.any():
-            rhs = Xy[rows][:, active] - alpha * sign[rows][:, active]
-            code[np.ix_(rows, active)] = np.linalg.solve(gram[np.ix_(active, active)], rhs.T).T
+        if not active.any():
+            continue
+        rhs = Xy[rows][:, active] - alpha * sign[rows][:, active]
+        try:
+            solution = np.linalg.solve(gram[np.ix_(active, active)], rhs.T).T
+        except np.linalg.LinAlgError:
+            solution = np.nan
+        code[np.ix_(rows, active)] = solution
     residual_correlation = Xy - code @ gram
     signs_kept = np.where(support, np.sign(code) == sign, True).all(axis=1)
     within_penalty = np.abs(residual_correlation) <= alpha * (1 + 1e-6)
