@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 
 import numpy as np
+from joblib.externals.loky import get_reusable_executor
 from nilearn.datasets import load_mni152_brain_mask
 from nilearn.image import resample_img
 from threadpoolctl import threadpool_limits
@@ -72,10 +73,19 @@ def window_peak_mib():
     return None
 
 
+def _call_then_release_workers(function, *args):
+    try:
+        return function(*args)
+    finally:
+        # joblib keeps its worker processes for reuse; a process exits only once its
+        # children have, so they would hold the child (n_jobs > 1) until their idle timeout.
+        get_reusable_executor().shutdown(wait=True)
+
+
 def in_child(function, *args):
     """``function(*args)`` in a fresh (spawned) process, so that its peak memory is its own."""
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as executor:
-        return executor.submit(function, *args).result()
+        return executor.submit(_call_then_release_workers, function, *args).result()
 
 
 def paper_mask_img(resolution=4):
