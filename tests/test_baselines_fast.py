@@ -165,6 +165,20 @@ def test_random_state_instances_are_drawn_from_as_by_nilearn(tiny_run):
     assert not np.array_equal(fast[0][1], fast[1][1])
 
 
+def test_lars_dictionary_learning_as_nilearn(tiny_run):
+    # method="lars" runs scikit-learn's dict_learning_online itself on the array path.
+    img, mask = tiny_run
+    est = SDLDecomposition(
+        n_components=3, alpha=1.0, method="lars", random_state=0, mask=mask, window_length=20
+    )
+    est = _quiet(est.fit, img)
+    run = est._masked_run(img)
+    plain, fast = _both_paths(est, run, [0, 30])
+    for (_, plain_maps), (_, fast_maps) in zip(plain, fast, strict=True):
+        assert np.any(fast_maps)
+        np.testing.assert_allclose(fast_maps, plain_maps, atol=1e-3)
+
+
 @pytest.mark.parametrize("dtype", [None, "float64", "auto"])
 def test_dtype_as_nilearn(dtype, tiny_run):
     img, mask = tiny_run

@@ -247,31 +247,25 @@ def dict_learning_maps(
     init_maps /= scale[:, np.newaxis]
     loadings = _initial_loadings(init_maps, reduced)
     max_iter = ((reduced.shape[1] - 1) // batch_size + 1) * n_epochs
+    params = {
+        "alpha": alpha,
+        "dict_init": loadings,
+        "max_iter": max_iter,
+        "batch_size": batch_size,
+        "random_state": random_state,
+        "verbose": max(0, int(verbose) - 1),
+    }
     if method == "cd" and KERNEL_AVAILABLE:
-        code, _ = online_dict_learning(
-            reduced.T,
-            n_components,
-            alpha=alpha,
-            dict_init=loadings,
-            max_iter=max_iter,
-            batch_size=batch_size,
-            random_state=random_state,
-            verbose=max(0, int(verbose) - 1),
-        )
+        code, _ = online_dict_learning(reduced.T, n_components, **params)
     else:
         code, _ = dict_learning_online(
             reduced.T,
             n_components,
-            alpha=alpha,
-            batch_size=batch_size,
             method=method,
-            dict_init=loadings,
-            verbose=max(0, int(verbose) - 1),
-            random_state=random_state,
             return_code=True,
             shuffle=True,
             n_jobs=1,
-            max_iter=max_iter,
+            **params,
         )
     maps = code.T
     norms = np.sqrt(np.sum(maps**2, axis=1))
