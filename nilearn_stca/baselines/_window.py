@@ -212,8 +212,9 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
     def _iter_run_maps(self, run, starts):
         """Yield ``(start, maps)`` for each window start, in order, by the array path.
 
-        With ``n_jobs`` > 1 the windows are decomposed in that many worker processes (each
-        window in one, with one thread), a few windows ahead of the consumer.
+        Where :meth:`_n_window_jobs` allows more than one process, the windows are
+        decomposed in that many worker processes (each window in one, with one thread), a
+        few windows ahead of the consumer.
         """
         starts = [int(start) for start in starts]
         n_jobs = self._n_window_jobs(len(starts))
