@@ -124,8 +124,9 @@ class SDLDecomposition(_WindowedDecomposition):
       learnt dictionary is scikit-learn's bit for bit. In float32, scikit-learn's descent
       cannot reach its own tolerance for about a third of the voxels and stops after 1000
       sweeps wherever rounding has left it; the final codes of those voxels are the exact
-      lasso minimiser instead (an objective as low or lower; maps within about 0.01 in z,
-      the same FBNs at 4 mm). See :mod:`nilearn_stca.baselines._online_dictionary`.
+      lasso minimiser instead (an objective as low or lower; on ten 4 mm windows, maps
+      within 0.021 in z and the same mean IoU). See
+      :mod:`nilearn_stca.baselines._online_dictionary`.
 
     The maps are then those of a DictLearning fitted on the window image run with one BLAS
     thread, to that precision. With several BLAS threads, rounding differs, and the maps
