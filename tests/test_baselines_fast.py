@@ -64,6 +64,23 @@ def both_paths(fitted, sim):
     return results
 
 
+def _fit_on_tiny_run(tiny_run, cls, **params):
+    """``cls(mask=..., **params)`` fitted on the tiny run, and the run masked by it."""
+    img, mask = tiny_run
+    est = _quiet(cls(mask=mask, **params).fit, img)
+    return est, est._masked_run(img)
+
+
+def _assert_same_windows(windows, expected, atol=None):
+    """The same window starts, and maps equal (``atol`` None) or within ``atol``."""
+    assert [start for start, _ in windows] == [start for start, _ in expected]
+    for (_, maps), (_, expected_maps) in zip(windows, expected, strict=True):
+        if atol is None:
+            np.testing.assert_array_equal(maps, expected_maps)
+        else:
+            np.testing.assert_allclose(maps, expected_maps, atol=atol)
+
+
 def _mean_iou(maps, sim, est):
     return score_against_truth(maps, sim.maps_img, est.mask_img_).iou.mean()
 
@@ -113,8 +130,7 @@ def test_fast_maps_have_the_plain_shapes(cls, fitted, both_paths):
 @pytest.mark.parametrize(("cls", "atol"), [(ICADecomposition, 1e-4), (SDLDecomposition, 0.05)])
 def test_fast_maps_equal_plain_maps(cls, atol, both_paths):
     _, plain, fast = both_paths[cls]
-    for (_, plain_maps), (_, fast_maps) in zip(plain, fast, strict=True):
-        np.testing.assert_allclose(fast_maps, plain_maps, atol=atol)
+    _assert_same_windows(fast, plain, atol=atol)
 
 
 # Measured: SDL windows mean IoU about 0.3 on both paths; CanICA on 40-scan windows recovers
@@ -142,63 +158,59 @@ def test_window_api_uses_the_fast_path(cls, fitted, both_paths, sim, monkeypatch
     monkeypatch.setattr(est, "_make_estimator", no_nilearn_estimator)
     windows = _quiet(list, est.iter_window_maps(sim.func[0]))
     assert [start for start, _ in windows] == STARTS
-    for (_, maps), (_, expected) in zip(windows, fast, strict=True):
-        np.testing.assert_array_equal(maps, expected)
+    _assert_same_windows(windows, fast)
 
 
 # ---------------------------------------------------------------------- parameters
 def test_random_state_instances_are_drawn_from_as_by_nilearn(tiny_run):
-    img, mask = tiny_run
-    est = SDLDecomposition(
-        n_components=3, alpha=1.0, mask=mask, window_length=20, window_stride=15
+    est, run = _fit_on_tiny_run(
+        tiny_run, SDLDecomposition, n_components=3, alpha=1.0, window_length=20, window_stride=15
     )
-    est = _quiet(est.fit, img)
-    run = est._masked_run(img)
     # The same generator state before both paths: every window draws from it in turn.
     est.set_params(random_state=np.random.RandomState(3))
     with threadpool_limits(limits=1, user_api="blas"):
         plain = _quiet(list, est._iter_run_maps_plain(run, [0, 15, 30]))
     est.set_params(random_state=np.random.RandomState(3))
     fast = _quiet(list, est._iter_run_maps(run, [0, 15, 30]))
-    for (_, plain_maps), (_, fast_maps) in zip(plain, fast, strict=True):
-        np.testing.assert_allclose(fast_maps, plain_maps, atol=0.05)
+    _assert_same_windows(fast, plain, atol=0.05)
     assert not np.array_equal(fast[0][1], fast[1][1])
 
 
 def test_lars_dictionary_learning_as_nilearn(tiny_run):
     # method="lars" runs scikit-learn's dict_learning_online itself on the array path.
-    img, mask = tiny_run
-    est = SDLDecomposition(
-        n_components=3, alpha=1.0, method="lars", random_state=0, mask=mask, window_length=20
+    est, run = _fit_on_tiny_run(
+        tiny_run,
+        SDLDecomposition,
+        n_components=3,
+        alpha=1.0,
+        method="lars",
+        random_state=0,
+        window_length=20,
     )
-    est = _quiet(est.fit, img)
-    run = est._masked_run(img)
     plain, fast = _both_paths(est, run, [0, 30])
-    for (_, plain_maps), (_, fast_maps) in zip(plain, fast, strict=True):
-        assert np.any(fast_maps)
-        np.testing.assert_allclose(fast_maps, plain_maps, atol=1e-3)
+    assert all(np.any(maps) for _, maps in fast)
+    _assert_same_windows(fast, plain, atol=1e-3)
 
 
 @pytest.mark.parametrize("dtype", [None, "float64", "auto"])
 def test_dtype_as_nilearn(dtype, tiny_run):
-    img, mask = tiny_run
-    est = ICADecomposition(
-        n_components=3, n_init=2, random_state=0, mask=mask, window_length=20, dtype=dtype
+    est, run = _fit_on_tiny_run(
+        tiny_run,
+        ICADecomposition,
+        n_components=3,
+        n_init=2,
+        random_state=0,
+        window_length=20,
+        dtype=dtype,
     )
-    est = _quiet(est.fit, img)
-    run = est._masked_run(img)
     plain, fast = _both_paths(est, run, [0, 30])
-    for (_, plain_maps), (_, fast_maps) in zip(plain, fast, strict=True):
-        np.testing.assert_allclose(fast_maps, plain_maps, atol=1e-4)
+    _assert_same_windows(fast, plain, atol=1e-4)
 
 
 def test_plain_and_fast_paths_warn_on_empty_windows(tiny_run):
-    img, mask = tiny_run
-    est = SDLDecomposition(
-        n_components=3, alpha=1.0, window_alpha=1e6, mask=mask, window_length=20
+    est, run = _fit_on_tiny_run(
+        tiny_run, SDLDecomposition, n_components=3, alpha=1.0, window_alpha=1e6, window_length=20
     )
-    est = _quiet(clone(est).fit, img)
-    run = est._masked_run(img)
     for path in (est._iter_run_maps, est._iter_run_maps_plain):
         with pytest.warns(
             RuntimeWarning, match="no component found in the window starting at scan 5 "
@@ -219,17 +231,19 @@ def test_worker_processes_give_the_same_maps(cls, window_jobs, fitted, both_path
     assert est._n_window_jobs(len(STARTS)) == window_jobs
     in_workers = _quiet(list, est._iter_run_maps(run, STARTS))
     assert [start for start, _ in in_workers] == STARTS
-    for (_, maps), (_, expected) in zip(in_workers, in_turn, strict=True):
-        np.testing.assert_array_equal(maps, expected)
+    _assert_same_windows(in_workers, in_turn)
 
 
 def test_worker_processes_keep_the_empty_window_warning(tiny_run):
-    img, mask = tiny_run
-    est = SDLDecomposition(
-        n_components=3, alpha=1.0, window_alpha=1e6, mask=mask, window_length=20, n_jobs=2
+    est, run = _fit_on_tiny_run(
+        tiny_run,
+        SDLDecomposition,
+        n_components=3,
+        alpha=1.0,
+        window_alpha=1e6,
+        window_length=20,
+        n_jobs=2,
     )
-    est = _quiet(est.fit, img)
-    run = est._masked_run(img)
     with pytest.warns(RuntimeWarning, match="no component found in the window") as record:
         windows = list(est._iter_run_maps(run, [0, 10]))
     assert [start for start, _ in windows] == [0, 10]
