@@ -28,21 +28,22 @@ def _writable_out_dir(value):
     return path
 
 
-def _positive_int(value):
+def _integer(value):
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+
+
+def _positive_int(value):
+    number = _integer(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return number
 
 
 def _n_jobs(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+    number = _integer(value)
     if number == 0 or number < -1:
         raise argparse.ArgumentTypeError(f"must be >= 1, or -1 for all CPUs, got {value}")
     return number
@@ -140,8 +141,7 @@ def build_parser():
     comp.add_argument(
         "--n-jobs",
         type=_n_jobs,
-        help="ICA's and SDL's processes: windows decomposed in parallel, same maps (default 1; "
-        "-1: all CPUs)",
+        help="CPUs for ICA's FastICA restarts and SDL's windows, same maps (default 1; -1: all)",
     )
     comp.add_argument("--no-windows", action="store_true", help="static maps only")
     comp.add_argument("--preset", choices=["paper"], help="paper: Liu et al.'s settings")
