@@ -63,12 +63,56 @@ def load_4d_run(img, name, window_length):
             f"{name} has {n_scans} scans, fewer than window_length={window_length}: "
             "lower window_length or give a longer run."
         )
-    if not np.isfinite(np.asanyarray(img.dataobj)).all():
+    data = np.asanyarray(img.dataobj)
+    if not np.isfinite(data).all():
         raise ValueError(
             f"{name} contains NaN or infinite values: replace them (e.g. "
             "math_img('np.nan_to_num(img)', img=...)) before fitting."
         )
+    if not data.any():
+        raise ValueError(
+            f"{name} is all zeros: it holds no signal to decompose. Check that the file is "
+            "the preprocessed BOLD run, not an empty output of an earlier step."
+        )
     return img
+
+
+def check_same_grid(mask, img, target_affine=None, target_shape=None):
+    """Refuse a given mask on another grid than ``img`` unless a target grid is set.
+
+    Every method follows this rule, so that no estimator resamples the data silently onto a
+    mask that was meant for other data.
+
+    Parameters
+    ----------
+    mask : Niimg-like, NiftiMasker, MultiNiftiMasker or None
+        The ``mask`` parameter of an estimator.
+    img : Nifti1Image
+        The first run, loaded.
+    target_affine, target_shape : default=None
+        The estimator's target grid; when either is set, both data and mask are resampled
+        to it and no check is made.
+    """
+    if mask is None or target_affine is not None or target_shape is not None:
+        return
+    mask_img = getattr(mask, "mask_img", mask)
+    if mask_img is None:
+        return
+    mask_img = load_img(mask_img)
+    if mask_img.shape[:3] != img.shape[:3] or not np.allclose(mask_img.affine, img.affine):
+        raise ValueError(
+            f"mask (shape {mask_img.shape[:3]}) and imgs (shape {img.shape[:3]}) are on "
+            "different grids: resample one onto the other (nilearn.image.resample_to_img), "
+            "or set target_affine and target_shape to resample both."
+        )
+
+
+def check_fbn_threshold(value, name="threshold"):
+    """Check the z threshold of the FBNs: a finite number >= 0 (the positive tail's cut)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number (a z value such as 3.6), got {value!r}.")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite z value >= 0 (the paper's 3.6), got {value!r}.")
 
 
 def load_runs(imgs, confounds, window_length):
@@ -81,17 +125,21 @@ def load_runs(imgs, confounds, window_length):
     ]
 
 
+def check_integer(value, name, minimum):
+    """Check that ``value`` is an integer (not a bool nor a float) at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+
+
 def check_integer_params(estimator, minimums):
     """Check that each named parameter is an integer at least its minimum.
 
     ``minimums`` maps parameter names to their smallest allowed value.
     """
     for name, minimum in minimums.items():
-        value = getattr(estimator, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {value!r}.")
-        if value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+        check_integer(getattr(estimator, name), name, minimum)
 
 
 def mask_run(masker, img, confounds=None):

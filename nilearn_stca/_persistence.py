@@ -55,6 +55,11 @@ class NetworkPicklingMixin:
         """Read an estimator written by :meth:`save`; its network is on CPU.
 
         Move it with ``estimator.network_.to("cuda")`` if wanted.
+
+        .. warning::
+            The file is a pickle, and loading a pickle can run arbitrary code. Load only
+            files that you wrote yourself or that come from someone you trust, as for
+            :func:`pickle.load` and :func:`joblib.load`.
         """
         with open(path, "rb") as stream:
             estimator = pickle.load(stream)

@@ -81,10 +81,16 @@ def train_network(
                 reconstruction, _ = forward(windows)
                 squared_error = (reconstruction - windows) ** 2 * mask
                 loss = squared_error.sum() / (n_brain * windows.shape[0] * windows.shape[1])
+                losses.append(float(loss.detach()))
+                if not np.isfinite(losses[-1]):
+                    raise ValueError(
+                        f"STCA training diverged: the loss became {losses[-1]} at step "
+                        f"{len(losses)} of {steps_per_epoch * n_epochs}. Lower learning_rate "
+                        f"(now {learning_rate:g}; the paper's is 1e-4)."
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                losses.append(float(loss.detach()))
                 bar.update()
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
     network.eval()

@@ -2,14 +2,16 @@
 
 import numpy as np
 import torch
-from nilearn.image import load_img
 from nilearn.maskers import MultiNiftiMasker, NiftiMapsMasker, NiftiMasker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._checks import (
+    check_fbn_threshold,
+    check_integer,
     check_integer_params,
+    check_same_grid,
     load_runs,
     mask_run,
     pair_with_confounds,
@@ -211,11 +213,12 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
             raise ValueError(
                 f"conv_algorithm must be one of {CONV_ALGORITHMS}, got {self.conv_algorithm!r}."
             )
-        widths = tuple(self.autoencoder_widths)
-        if len(widths) != 4 or any(int(w) < 1 for w in widths):
-            raise ValueError(
-                f"autoencoder_widths must be 4 positive integers, got {self.autoencoder_widths!r}."
-            )
+        check_fbn_threshold(self.threshold)
+        widths = self.autoencoder_widths
+        if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) != 4:
+            raise ValueError(f"autoencoder_widths must be 4 positive integers, got {widths!r}.")
+        for width in widths:
+            check_integer(width, "each of autoencoder_widths", 1)
         return resolve_device(self.device)
 
     def _make_masker(self):
@@ -240,21 +243,6 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
             verbose=max(0, self.verbose - 1),
         )
 
-    def _check_same_grid(self, img):
-        """Refuse a given mask on another grid than the data unless a target grid is set."""
-        if self.mask is None or self.target_affine is not None or self.target_shape is not None:
-            return
-        mask_img = self.mask.mask_img if hasattr(self.mask, "mask_img") else self.mask
-        if mask_img is None:
-            return
-        mask_img = load_img(mask_img)
-        if mask_img.shape[:3] != img.shape[:3] or not np.allclose(mask_img.affine, img.affine):
-            raise ValueError(
-                f"mask (shape {mask_img.shape[:3]}) and imgs (shape {img.shape[:3]}) are on "
-                "different grids: resample one onto the other (nilearn.image.resample_to_img), "
-                "or set target_affine and target_shape to resample both."
-            )
-
     # ------------------------------------------------------------------ fitting
     def fit(self, imgs, y=None, confounds=None):
         """Train STCA on every sliding window of every subject and compute the static maps.
@@ -276,7 +264,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         device = self._validate_params()
         runs_and_confounds = load_runs(imgs, confounds, self.window_length)
         loaded = [img for img, _ in runs_and_confounds]
-        self._check_same_grid(loaded[0])
+        check_same_grid(self.mask, loaded[0], self.target_affine, self.target_shape)
 
         masker = self._make_masker()
         if getattr(masker, "mask_img", None) is None:

@@ -151,6 +151,10 @@ class WindowSweep:
 def load_window_sweep(path):
     """Open a folder written by :func:`write_window_sweep`.
 
+    ``sweep.json`` is checked against the files: the maps and mask must be files inside the
+    folder, ``maps.npy`` must hold float32 maps of the recorded shape, one block per recorded
+    window start, and the mask as many voxels as the maps have columns.
+
     Returns
     -------
     sweep : WindowSweep
@@ -159,14 +163,53 @@ def load_window_sweep(path):
     metadata_file = path / "sweep.json"
     if not metadata_file.is_file():
         raise ValueError(f"{path} is not a window sweep folder: it has no sweep.json.")
-    metadata = json.loads(metadata_file.read_text())
+    try:
+        metadata = json.loads(metadata_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{metadata_file} is not valid JSON ({error}).") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{metadata_file} does not describe a window sweep.")
     if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
         raise ValueError(
             f"{metadata_file} is not a version-{VERSION} {FORMAT} (format "
             f"{metadata.get('format')!r}, version {metadata.get('version')!r})."
         )
-    maps = np.load(path / metadata["maps"]["file"], mmap_mode="r")
-    if list(maps.shape) != metadata["maps"]["shape"]:
-        raise ValueError(f"{path / 'maps.npy'} has shape {maps.shape}, not the recorded one.")
-    masker = NiftiMasker(mask_img=load_img(path / metadata["mask"])).fit()
-    return WindowSweep(path, np.asarray(metadata["starts"]), maps, masker, metadata)
+    try:
+        maps_file = _file_in_folder(path, metadata["maps"]["file"])
+        mask_file = _file_in_folder(path, metadata["mask"])
+        starts = np.asarray(metadata["starts"], dtype=int)
+        recorded_shape = [int(n) for n in metadata["maps"]["shape"]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{metadata_file} is incomplete or damaged ({type(error).__name__}: {error}); "
+            "write the sweep again with write_window_sweep."
+        ) from None
+    maps = np.load(maps_file, mmap_mode="r")
+    problems = []
+    if list(maps.shape) != recorded_shape:
+        problems.append(f"maps.npy has shape {maps.shape}, sweep.json records {recorded_shape}")
+    if maps.dtype != np.float32:
+        problems.append(f"maps.npy holds {maps.dtype}, not float32")
+    if starts.ndim != 1 or maps.ndim != 3 or len(starts) != maps.shape[0]:
+        problems.append(f"sweep.json lists {starts.size} window starts for {len(maps)} windows")
+    mask_img = load_img(mask_file)
+    n_voxels = int(np.count_nonzero(np.asanyarray(mask_img.dataobj)))
+    if maps.ndim == 3 and maps.shape[2] != n_voxels:
+        problems.append(f"the mask has {n_voxels} voxels, the maps {maps.shape[2]}")
+    if problems:
+        raise ValueError(
+            f"{path} is not a consistent window sweep: {'; '.join(problems)}. Write it again "
+            "with write_window_sweep."
+        )
+    masker = NiftiMasker(mask_img=mask_img).fit()
+    return WindowSweep(path, starts, maps, masker, metadata)
+
+
+def _file_in_folder(folder, name):
+    """``folder / name`` for a plain file name of ``sweep.json``; never a path outside it."""
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise ValueError(f"{name!r} is not a file name inside the sweep folder")
+    file = folder / name
+    if not file.is_file():
+        raise ValueError(f"{name!r} is missing from the sweep folder")
+    return file

@@ -7,7 +7,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
-from .._checks import check_integer_params, load_runs
+from .._checks import check_fbn_threshold, check_integer_params, check_same_grid, load_runs
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window
@@ -49,11 +49,7 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ helpers
     def _validate_params(self):
         check_integer_params(self, {"n_components": 1, "window_length": 2, "window_stride": 1})
-        threshold = self.fbn_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
-            raise TypeError(f"fbn_threshold must be a number, got {threshold!r}.")
-        if not np.isfinite(threshold):
-            raise ValueError(f"fbn_threshold must be finite, got {threshold!r}.")
+        check_fbn_threshold(self.fbn_threshold, "fbn_threshold")
 
     def _make_estimator(self, **overrides):
         params = {name: getattr(self, name) for name in self._nilearn_params}
@@ -85,6 +81,7 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         self._validate_params()
         runs_and_confounds = load_runs(imgs, confounds, self.window_length)
         loaded = [img for img, _ in runs_and_confounds]
+        check_same_grid(self.mask, loaded[0], self.target_affine, self.target_shape)
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
         estimator = self._make_estimator()
         try:
