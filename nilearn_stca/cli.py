@@ -3,6 +3,8 @@
 import argparse
 import os
 import sys
+import tempfile
+import zlib
 from pathlib import Path
 
 from . import __version__
@@ -18,13 +20,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _writable_out_dir(value):
-    """An output folder whose parent exists (or can be created) and is writable."""
+    """An output folder that exists, or can be created, and is writable."""
     path = Path(value).resolve()
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"--out {value}: exists and is not a folder")
-    parent = next(p for p in (path, *path.parents) if p.exists())
-    if not os.access(parent, os.W_OK):
-        raise argparse.ArgumentTypeError(f"--out {value}: {parent} is not writable")
+    try:
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{value}: exists and is not a folder")
+        ancestor = next(p for p in (path, *path.parents) if p.exists())
+    except OSError as error:  # e.g. a parent that may not be listed
+        raise argparse.ArgumentTypeError(f"{value}: {error.strerror or error}") from None
+    if not ancestor.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: {ancestor} is a file, not a folder")
+    if ancestor == path:
+        if not os.access(path, os.W_OK):
+            raise argparse.ArgumentTypeError(f"{value}: not writable")
+        return path
+    # os.access answers yes to root where nothing can be created (/sys, some mounts): only
+    # creating something there tells.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nilearn-stca-probe-", dir=ancestor))
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"{value}: cannot create a folder in {ancestor} ({error.strerror or error})"
+        ) from None
     return path
 
 
@@ -55,18 +72,49 @@ def _existing_file(value):
     return value
 
 
-def _func_file(value):
-    """An existing NIfTI file holding a 4D series (only its header is read)."""
+def _nifti_header(value):
+    """The image of an existing NIfTI file, of which only the header is read."""
     import nibabel as nib
 
     _existing_file(value)
     try:
-        img = nib.load(value)
+        return nib.load(value)
     except Exception as error:  # nibabel raises several types for unreadable files
         raise argparse.ArgumentTypeError(f"{value}: not a NIfTI image ({error})") from None
+
+
+def _func_file(value):
+    """An existing NIfTI file holding a 4D series (only its header is read)."""
+    img = _nifti_header(value)
     if len(img.shape) != 4:
         raise argparse.ArgumentTypeError(
             f"{value}: a {len(img.shape)}D image of shape {img.shape}; give 4D fMRI runs"
+        )
+    return value
+
+
+def _mask_file(value):
+    """An existing NIfTI file holding one 3D volume (only its header is read)."""
+    shape = _nifti_header(value).shape
+    if len(shape) != 3 and not (len(shape) == 4 and shape[3] == 1):
+        raise argparse.ArgumentTypeError(
+            f"{value}: a {len(shape)}D image of shape {shape}; give a 3D brain mask"
+        )
+    return value
+
+
+def _templates(value):
+    """``smith2009``, or a NIfTI file of 4D network maps or a 3D label atlas."""
+    if value == "smith2009":
+        return value
+    if not value.endswith((".nii", ".nii.gz")):
+        raise argparse.ArgumentTypeError(
+            f"{value}: use 'smith2009' or a NIfTI file (.nii, .nii.gz) of networks"
+        )
+    shape = _nifti_header(value).shape
+    if len(shape) not in (3, 4):
+        raise argparse.ArgumentTypeError(
+            f"{value}: a {len(shape)}D image of shape {shape}; give 4D maps or a 3D atlas"
         )
     return value
 
@@ -118,7 +166,7 @@ def build_parser():
     comp.add_argument("func", nargs="+", type=_func_file, metavar="FUNC", help="4D runs")
     comp.add_argument("--out", type=_writable_out_dir, required=True, help="output folder")
     comp.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, help="default: all three")
-    comp.add_argument("--mask", type=_existing_file, help="brain mask (default: EPI mask)")
+    comp.add_argument("--mask", type=_mask_file, help="3D brain mask (default: EPI mask)")
     comp.add_argument(
         "--confounds",
         nargs="+",
@@ -127,7 +175,9 @@ def build_parser():
         "CSV/TSV file per FUNC",
     )
     comp.add_argument(
-        "--templates", help="'smith2009' (default), a 4D map image or a 3D label atlas"
+        "--templates",
+        type=_templates,
+        help="'smith2009' (default), a 4D map image or a 3D label atlas",
     )
     comp.add_argument("--window-length", type=_positive_int, help="scans per window (40)")
     comp.add_argument("--window-stride", type=_positive_int, help="scans between windows (1)")
@@ -262,6 +312,7 @@ def _run_compare(args, argv):
 
 def _run_workflow(args, kwargs, confounds, parameters, paper):
     """``compare`` through :func:`~nilearn_stca.workflows.init_comparison_wf`."""
+    from ._io import atomic_path
     from .evaluation import read_results
     from .workflows import init_comparison_wf
 
@@ -270,7 +321,8 @@ def _run_workflow(args, kwargs, confounds, parameters, paper):
     mask = kwargs.pop("mask_img", None)
     if mask is not None and not isinstance(mask, (str, Path)):  # the preset's MNI mask
         inputs.mkdir(parents=True, exist_ok=True)
-        mask.to_filename(inputs / "mask.nii.gz")
+        with atomic_path(inputs / "mask.nii.gz") as partial:
+            mask.to_filename(partial)
         mask = str(inputs / "mask.nii.gz")
     confounds_files = None
     if confounds is not None:
@@ -278,7 +330,8 @@ def _run_workflow(args, kwargs, confounds, parameters, paper):
         confounds_files = []
         for i, table in enumerate(confounds, start=1):
             path = inputs / f"confounds_run-{i:02d}.tsv"
-            table.to_csv(path, sep="\t", index=False)
+            with atomic_path(path) as partial:
+                table.to_csv(partial, sep="\t", index=False)
             confounds_files.append(str(path))
     workflow = init_comparison_wf(
         args.func,
@@ -307,8 +360,9 @@ def _jsonable(kwargs):
 
 
 def _run_demo(args):
-    from .demo import run_demo
+    from .demo import _check_out_dir, run_demo
 
+    _check_out_dir(args.out, "--out")
     simulation = {"n_scans": args.n_scans} if args.n_scans else {}
     stca = {"n_epochs": args.n_epochs} if args.n_epochs else {}
     table = run_demo(args.out, simulation, stca, verbose=0 if args.quiet else 1)
@@ -317,22 +371,65 @@ def _run_demo(args):
     print(f"\nreport: {args.out / 'report.html'}")
 
 
+def _one_line(error):
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def _read_error(args, error):
+    """Name the input whose data cannot be read: the reader's error rarely does."""
+    import nibabel as nib
+    import numpy as np
+
+    inputs = [*getattr(args, "func", []), getattr(args, "mask", None)]
+    templates = getattr(args, "templates", None)
+    inputs.append(None if templates == "smith2009" else templates)
+    for path in filter(None, inputs):
+        try:
+            np.asanyarray(nib.load(path).dataobj)
+        except Exception as read_error:  # what a truncated or damaged file raises varies
+            cause = _one_line(read_error) or type(read_error).__name__
+            return f"{path}: cannot read the image data, the file may be truncated ({cause})"
+    return _one_line(error) or type(error).__name__
+
+
+def _os_error(args, error):
+    """One line naming the file (or else the output folder) and the cause."""
+    cause = error.strerror or _one_line(error)
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    if paths:
+        return f"{' -> '.join(paths)}: {cause}"
+    return f"{cause} (writing into --out {args.out})"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    from nibabel.filebasedimages import ImageFileError
+
     try:
         if args.command == "demo":
             _run_demo(args)
         else:
             _run_compare(args, argv)
+    except KeyboardInterrupt:
+        hint = "; rerun the same command to resume" if args.command == "compare" else ""
+        parser.exit(130, f"nilearn-stca: interrupted{hint}\n")
     except ValueError as error:
-        parser.exit(2, f"nilearn-stca: error: {error}\n")
+        parser.exit(2, f"nilearn-stca: error: {_one_line(error)}\n")
     except RuntimeError as error:
         if not getattr(args, "nipype", False):
             raise
         # nipype has logged each failed node and its crash file; finished nodes are cached.
         parser.exit(1, f"nilearn-stca: error: {error} Fix the cause and rerun to resume.\n")
+    except (OSError, EOFError, zlib.error, ImageFileError) as error:
+        # An OSError with an errno comes from the system (full disk, permissions...); the
+        # others from reading a damaged image (nibabel's errors carry no errno).
+        if isinstance(error, OSError) and error.errno is not None:
+            message = _os_error(args, error)
+        else:
+            message = _read_error(args, error)
+        parser.exit(2, f"nilearn-stca: error: {message}\n")
     return 0
 
 

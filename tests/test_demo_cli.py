@@ -1,14 +1,19 @@
 import json
+import os
+import shutil
+import stat
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from nilearn.image import new_img_like
 
+from nilearn_stca import __version__, demo
 from nilearn_stca.cli import main
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
-from nilearn_stca.demo import run_demo
+from nilearn_stca.demo import DEMO_MARKER, run_demo
 from nilearn_stca.evaluation import read_results
 
 TINY_SIMULATION = {"n_scans": 30, "resolution": 16, "networks": "procedural", "n_networks": 3}
@@ -17,11 +22,24 @@ TINY_COMPARISON = {"window_length": 10, "window_stride": 5, "sweep_stride": 10}
 FAST = ["--window-length", "10", "--window-stride", "5", "--quiet"]
 
 
-def test_run_demo_writes_every_output(tmp_path):
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One tiny demo: its output folder (copied by tests that change it) and its table."""
+    out = tmp_path_factory.mktemp("demo_run") / "demo"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = run_demo(out, TINY_SIMULATION, TINY_STCA, TINY_COMPARISON, verbose=0)
+    return out, table
+
+
+@pytest.fixture
+def demo_output(demo_run):
+    """The tiny demo's output folder, which tests copy before changing it."""
+    return demo_run[0]
+
+
+def test_run_demo_writes_every_output(demo_run):
+    out, table = demo_run
     names = {p.name for p in out.iterdir()}
     assert {
         "results.csv",
@@ -41,7 +59,7 @@ def test_run_demo_writes_every_output(tmp_path):
     parameters = json.loads((out / "parameters.json").read_text())
     assert parameters["stca"]["learning_rate"] == 1e-3
     # Nothing is left beside the output folder.
-    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+    assert [p.name for p in out.parent.iterdir()] == ["demo"]
 
 
 def test_cli_demo_too_short_run(tmp_path, capsys):
@@ -51,6 +69,133 @@ def test_cli_demo_too_short_run(tmp_path, capsys):
     assert "fewer than window_length=40" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------- demo output folder
+@pytest.fixture
+def tiny_demo(monkeypatch):
+    """Make the command line's demo tiny."""
+    for name, tiny in [
+        ("DEMO_SIMULATION", TINY_SIMULATION),
+        ("DEMO_STCA", TINY_STCA),
+        ("DEMO_COMPARISON", TINY_COMPARISON),
+    ]:
+        monkeypatch.setattr(f"nilearn_stca.demo.{name}", {**getattr(demo, name), **tiny})
+
+
+def _contents(folder):
+    return {
+        path.relative_to(folder): path.read_bytes() if path.is_file() else None
+        for path in folder.rglob("*")
+    }
+
+
+def test_demo_output_is_marked_with_what_the_demo_wrote(demo_output):
+    marker = json.loads((demo_output / DEMO_MARKER).read_text())
+    assert marker["version"] == __version__
+    assert marker["written_by"] == "nilearn-stca demo"
+    written = {p.name for p in demo_output.iterdir()} - {DEMO_MARKER}
+    assert set(marker["files"]) == written
+    assert {"cells", "maps", "report.html", "results.csv"} <= written
+
+
+def test_run_demo_refuses_a_folder_it_did_not_write(tmp_path, monkeypatch):
+    def simulate(**kwargs):
+        raise AssertionError("the folder must be refused before anything is computed")
+
+    monkeypatch.setattr("nilearn_stca.demo.simulate_dynamic_rsfmri", simulate)
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match=r"out_dir .*results: .* choose an empty or new folder"):
+        run_demo(out)
+    (out / DEMO_MARKER).write_text("not the demo's JSON")  # a damaged marker proves nothing
+    with pytest.raises(ValueError, match="choose an empty or new folder"):
+        run_demo(out)
+    with pytest.raises(ValueError, match="thesis.tex: exists and is not a folder"):
+        run_demo(out / "thesis.tex")
+    assert _contents(tmp_path) == {
+        Path("results"): None,
+        Path("results/thesis.tex"): b"years of work",
+        Path("results") / DEMO_MARKER: b"not the demo's JSON",
+    }
+
+
+def test_cli_demo_rerun_in_place_replaces_only_the_demos_files(
+    demo_output, tiny_demo, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "demo"
+    shutil.copytree(demo_output, out)
+    (out / "notes.txt").write_text("mine")
+    (out / "mine").mkdir()
+    (out / "mine" / "plot.png").write_bytes(b"mine too")
+    (out / "results.csv").write_text("damaged")
+    # An earlier version of the demo wrote a file this one does not.
+    marker = json.loads((out / DEMO_MARKER).read_text())
+    marker["files"].append("old_figure.png")
+    (out / DEMO_MARKER).write_text(json.dumps(marker))
+    (out / "old_figure.png").write_bytes(b"stale")
+    monkeypatch.chdir(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["demo", "--out", ".", "--quiet"]) == 0
+    capsys.readouterr()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "mine" / "plot.png").read_bytes() == b"mine too"
+    assert not (out / "old_figure.png").exists()
+    pd.testing.assert_frame_equal(
+        read_results(out / "results.csv").drop(columns="runtime"),
+        read_results(demo_output / "results.csv").drop(columns="runtime"),
+    )
+    names = {p.name for p in out.iterdir()}
+    assert names == {p.name for p in demo_output.iterdir()} | {"notes.txt", "mine"}
+    assert json.loads((out / DEMO_MARKER).read_text())["files"] == marker["files"][:-1]
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no temporary folder left
+
+
+def test_run_demo_replaces_no_file_it_did_not_write(demo_output, tmp_path):
+    out = tmp_path / "demo"
+    shutil.copytree(demo_output, out)
+    # The user wrote parameters.json: it is in no demo's list.
+    marker = json.loads((out / DEMO_MARKER).read_text())
+    marker["files"].remove("parameters.json")
+    (out / DEMO_MARKER).write_text(json.dumps(marker))
+    (out / "parameters.json").write_text("the user's")
+    before = _contents(out)
+    with warnings.catch_warnings(), pytest.raises(ValueError, match=r": parameters.json were"):
+        warnings.simplefilter("ignore")
+        run_demo(out, TINY_SIMULATION, TINY_STCA, TINY_COMPARISON, verbose=0)
+    assert _contents(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+
+
+def test_interrupted_demo_leaves_the_earlier_output(demo_output, tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nilearn_stca.demo.write_comparison_report", interrupt)
+    out = tmp_path / "demo"
+    shutil.copytree(demo_output, out)
+    before = _contents(out)
+    with warnings.catch_warnings(), pytest.raises(KeyboardInterrupt):
+        warnings.simplefilter("ignore")
+        run_demo(out, TINY_SIMULATION, TINY_STCA, TINY_COMPARISON, verbose=0)
+    assert _contents(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+
+
+def test_demo_output_folder_has_the_umask_permissions(tiny_demo, tmp_path, capsys):
+    old_umask = os.umask(0o027)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
+    finally:
+        os.umask(old_umask)
+    capsys.readouterr()
+    assert stat.S_IMODE((tmp_path / "demo").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "demo" / "cells").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "demo" / "report.html").stat().st_mode) == 0o640
 
 
 # ---------------------------------------------------------------------- compare
