@@ -350,7 +350,8 @@ class _Decomposition(SimpleInterface):
             "mask_file": (estimator.mask_img_, "mask.nii.gz"),
         }
         for name, (img, filename) in outputs.items():
-            img.to_filename(out_dir / filename)
+            with atomic_path(out_dir / filename) as partial:
+                img.to_filename(partial)
             self._results[name] = str(out_dir / filename)
         if self.inputs.windows:
             stride = self.inputs.sweep_stride if isdefined(self.inputs.sweep_stride) else None
@@ -545,7 +546,8 @@ class EvaluateIoU(SimpleInterface):
                 rows(path, start, np.nan) for start, path in list_window_files(inputs.windows_dir)
             ]
         out_csv = Path(runtime.cwd) / "iou.csv"
-        pd.concat(tables, ignore_index=True).to_csv(out_csv, index=False)
+        with atomic_path(out_csv) as partial:
+            pd.concat(tables, ignore_index=True).to_csv(partial, index=False)
         self._results["out_csv"] = str(out_csv)
         return runtime
 
@@ -589,7 +591,8 @@ class PrepareComparison(SimpleInterface):
         else:
             masker = MultiNiftiMasker(mask_strategy="epi").fit(list(inputs.in_files))
             mask_file = str(Path(runtime.cwd) / "mask.nii.gz")
-            masker.mask_img_.to_filename(mask_file)
+            with atomic_path(mask_file) as partial:
+                masker.mask_img_.to_filename(partial)
         templates = load_rsn_templates(
             inputs.templates,
             target_img=load_img(mask_file),
@@ -597,7 +600,8 @@ class PrepareComparison(SimpleInterface):
             names=inputs.template_names if isdefined(inputs.template_names) else None,
         )
         templates_file = str(Path(runtime.cwd) / TEMPLATES_FILE)
-        templates.masks_img.to_filename(templates_file)
+        with atomic_path(templates_file) as partial:
+            templates.masks_img.to_filename(partial)
         self._results.update(
             mask_file=mask_file, templates_file=templates_file, template_names=templates.names
         )
@@ -638,7 +642,9 @@ class ComparisonReport(SimpleInterface):
     ``maps/<subject>_<method>.nii.gz`` (each table's static maps, named after its subject
     and method columns) and ``comparison.json`` (``settings``), then calls
     :func:`~nilearn_stca.evaluation.write_comparison_report` (Table 1, figures and
-    ``report.html``). Files of an earlier report in ``out_dir`` are overwritten.
+    ``report.html``). Files of an earlier report in ``out_dir`` are overwritten, each step's
+    files together once all are written: if writing fails (e.g. on a full disk), the files of
+    that step are left as they were and no partial file remains.
 
     Examples
     --------
@@ -655,15 +661,21 @@ class ComparisonReport(SimpleInterface):
         out_dir = Path(inputs.out_dir)
         (out_dir / "maps").mkdir(parents=True, exist_ok=True)
         tables = [read_results(path) for path in _flatten(inputs.in_csvs)]
-        for table, maps_file in zip(tables, _flatten(inputs.maps_files), strict=True):
-            subject, method = table.subject.iloc[0], table.method.iloc[0]
-            shutil.copyfile(maps_file, out_dir / "maps" / f"{subject}_{method}.nii.gz")
-        shutil.copyfile(inputs.templates_file, out_dir / TEMPLATES_FILE)
         settings = inputs.settings if isdefined(inputs.settings) else {}
-        (out_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
         results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
-        with atomic_path(out_dir / RESULTS_FILE) as partial:
-            results.to_csv(partial, index=False)
+        # The folder's files are renamed together once all are written, so a failure leaves
+        # an earlier comparison's files as they were, consistent with each other.
+        with contextlib.ExitStack() as stack:
+
+            def stage(path):
+                return stack.enter_context(atomic_path(path))
+
+            for table, maps_file in zip(tables, _flatten(inputs.maps_files), strict=True):
+                subject, method = table.subject.iloc[0], table.method.iloc[0]
+                shutil.copyfile(maps_file, stage(out_dir / "maps" / f"{subject}_{method}.nii.gz"))
+            shutil.copyfile(inputs.templates_file, stage(out_dir / TEMPLATES_FILE))
+            stage(out_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
+            results.to_csv(stage(out_dir / RESULTS_FILE), index=False)
         files = write_comparison_report(
             out_dir,
             parameters=inputs.parameters if isdefined(inputs.parameters) else None,

@@ -5,20 +5,30 @@ All functions take the tidy ``results`` table of :func:`nilearn_stca.evaluation.
 they work with any backend (e.g. ``MPLBACKEND=Agg`` on a headless machine).
 """
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import seaborn as sns
 from nilearn.datasets import load_mni152_template
 from nilearn.image import check_niimg_4d, index_img
 from nilearn.plotting import find_xyz_cut_coords, plot_stat_map
 
+from .._io import atomic_path
 from .tables import display_results, is_static
 
 DPI = 80
 
 
 def _save(figure, output_file):
+    """Save ``figure`` atomically (its format from the extension, as matplotlib does), close it."""
     if output_file is not None:
-        figure.savefig(output_file, dpi=DPI, bbox_inches="tight")
+        output_file = Path(output_file)
+        image_format = output_file.suffix[1:] or plt.rcParams["savefig.format"]
+        if not output_file.suffix:
+            # matplotlib appends the extension to a name without one
+            output_file = output_file.with_name(f"{output_file.name.rstrip('.')}.{image_format}")
+        with atomic_path(output_file) as partial:
+            figure.savefig(partial, format=image_format, dpi=DPI, bbox_inches="tight")
         plt.close(figure)
 
 

@@ -1,10 +1,12 @@
 """Tables, figures and the HTML report of a finished comparison folder."""
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 from nilearn.image import load_img
 
+from .._io import atomic_path
 from .comparison import RESULTS_FILE, SETTINGS_FILE, TEMPLATES_FILE, read_results
 from .figures import plot_iou_over_windows, plot_matched_maps, plot_static_iou
 from .report import write_report
@@ -13,17 +15,21 @@ from .tables import cell_strings, format_table, is_static, paper_comparison, tab
 REPORT_FILE = "report.html"
 
 
-def _write_table(table, stem):
-    """``stem``.csv (numbers), .md and .tex ("mean ± sd" cells)."""
-    stem.with_suffix(".csv").write_text(format_table(table, "csv", decimals=2))
-    stem.with_suffix(".md").write_text(format_table(table, "markdown") + "\n")
-    stem.with_suffix(".tex").write_text(format_table(table, "latex"))
+def _write_table(table, stem, stage):
+    """``stem``.csv (numbers), .md and .tex ("mean ± sd" cells), each to ``stage(path)``."""
+    stage(stem.with_suffix(".csv")).write_text(format_table(table, "csv", decimals=2))
+    stage(stem.with_suffix(".md")).write_text(format_table(table, "markdown") + "\n")
+    stage(stem.with_suffix(".tex")).write_text(format_table(table, "latex"))
 
 
 def write_comparison_report(
     out_dir, parameters=None, paper=False, title="STCA vs ICA vs SDL", threshold=3.6
 ):
     """Write tables, figures and ``report.html`` from a folder filled by ``compare``.
+
+    Every file is written under a temporary name in ``out_dir`` and renamed once all are
+    written (``report.html`` last): if writing fails, e.g. on a full disk, the files of an
+    earlier report are left as they were and no partial file remains.
 
     Parameters
     ----------
@@ -58,44 +64,60 @@ def write_comparison_report(
         tables["IoU of the window maps (mean ± sd over windows and subjects)"] = table1(
             results, windows=True
         )
-    written_tables = []
-    for table, stem in zip(tables.values(), ["table1_static", "table1_windows"], strict=False):
-        _write_table(table, out_dir / stem)
-        written_tables += [out_dir / f"{stem}{ext}" for ext in (".csv", ".md", ".tex")]
-    shown = {name: cell_strings(table) for name, table in tables.items()}
-    if paper:
-        comparison = paper_comparison(results)
-        (out_dir / "paper_table1.md").write_text(
-            comparison.to_markdown(disable_numparse=True) + "\n"
-        )
-        written_tables.append(out_dir / "paper_table1.md")
-        shown["Mean IoU: ours beside Table 1 of Liu et al. (2023)"] = comparison
-
-    figures = {}
-    if (~static).any():
-        path = out_dir / "fig5_iou_over_windows.png"
-        plot_iou_over_windows(results, output_file=path)
-        figures["IoU of the matched window maps over time (Fig. 5 layout)"] = path
-    path = out_dir / "table1_static.png"
-    plot_static_iou(results, kind="bar", output_file=path)
-    figures["IoU of the static maps per template (Table 1 as bars; mean ± sd)"] = path
-    figures.update(_matched_maps_figures(out_dir, results[static], threshold))
-
     settings_file = out_dir / SETTINGS_FILE
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-    report = write_report(
-        out_dir / REPORT_FILE,
-        results,
-        tables=shown,
-        figures={caption: str(path) for caption, path in figures.items()},
-        parameters={**(parameters or {}), "comparison": settings},
-        title=title,
-    )
-    return {"report": report, "tables": written_tables, "figures": list(figures.values())}
+    # Each file goes to a temporary name, renamed when the stack closes without error.
+    with ExitStack() as stack:
+        staged = {}
+
+        def stage(path):
+            staged[path] = stack.enter_context(atomic_path(path))
+            return staged[path]
+
+        # Staged first, so renamed last: a new report.html means every file is new.
+        report_file = stage(out_dir / REPORT_FILE)
+        written_tables = []
+        for table, stem in zip(tables.values(), ["table1_static", "table1_windows"], strict=False):
+            _write_table(table, out_dir / stem, stage)
+            written_tables += [out_dir / f"{stem}{ext}" for ext in (".csv", ".md", ".tex")]
+        shown = {name: cell_strings(table) for name, table in tables.items()}
+        if paper:
+            comparison = paper_comparison(results)
+            stage(out_dir / "paper_table1.md").write_text(
+                comparison.to_markdown(disable_numparse=True) + "\n"
+            )
+            written_tables.append(out_dir / "paper_table1.md")
+            shown["Mean IoU: ours beside Table 1 of Liu et al. (2023)"] = comparison
+
+        figures = {}
+        if (~static).any():
+            path = out_dir / "fig5_iou_over_windows.png"
+            plot_iou_over_windows(results, output_file=stage(path))
+            figures["IoU of the matched window maps over time (Fig. 5 layout)"] = path
+        path = out_dir / "table1_static.png"
+        plot_static_iou(results, kind="bar", output_file=stage(path))
+        figures["IoU of the static maps per template (Table 1 as bars; mean ± sd)"] = path
+        figures.update(_matched_maps_figures(out_dir, results[static], threshold, stage))
+        write_report(
+            report_file,
+            results,
+            tables=shown,
+            figures={caption: str(staged[path]) for caption, path in figures.items()},
+            parameters={**(parameters or {}), "comparison": settings},
+            title=title,
+        )
+    return {
+        "report": out_dir / REPORT_FILE,
+        "tables": written_tables,
+        "figures": list(figures.values()),
+    }
 
 
-def _matched_maps_figures(out_dir, static_rows, threshold):
-    """For the first subject, each method's matched static maps over the templates."""
+def _matched_maps_figures(out_dir, static_rows, threshold, stage):
+    """For the first subject, each method's matched static maps over the templates.
+
+    Each figure is saved to ``stage(path)``; returns ``{caption: path}``.
+    """
     templates_img = load_img(out_dir / TEMPLATES_FILE)
     subject = static_rows["subject"].iloc[0]
     figures = {}
@@ -110,7 +132,7 @@ def _matched_maps_figures(out_dir, static_rows, threshold):
                 f"{r.template}: map {r.component}, IoU {r.iou:.2f}" for r in rows.itertuples()
             ],
             threshold=threshold,
-            output_file=path,
+            output_file=stage(path),
         )
         figures[
             f"{method.upper()}, {subject}: matched static maps at z >= {threshold} over the "
