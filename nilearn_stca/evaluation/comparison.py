@@ -2,15 +2,19 @@
 
 Results are streamed: each window's maps are scored and dropped before the next window is
 mapped. With ``out_dir``, every (subject, method) cell is written as it runs and kept once
-finished, so an interrupted comparison resumes where it stopped.
+finished, so an interrupted comparison resumes where it stopped. The folder is locked while a
+comparison writes there, and a finished cell is reused only if it matches its checksum.
 """
 
 import hashlib
+import io
 import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +26,8 @@ from nilearn.masking import apply_mask
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from .._checks import load_4d_run, pair_with_confounds
-from .._io import atomic_path
+from .._checks import check_fbn_threshold, load_4d_run, pair_with_confounds
+from .._io import FolderLockedError, atomic_path, folder_lock, fsync_directory, fsync_file
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..decomposition import STCADecomposition
 from ..windows import window_starts
@@ -46,6 +50,11 @@ _EXECUTION_PARAMS = ("verbose", "n_jobs", "memory", "memory_level", "device")
 SETTINGS_FILE = "comparison.json"
 RESULTS_FILE = "results.csv"
 TEMPLATES_FILE = "templates.nii.gz"
+CHECKSUMS_DIR = "checksums"
+
+
+class ComparisonLockedError(FolderLockedError):
+    """Another comparison is writing into the same ``out_dir``."""
 
 
 def paper_protocol():
@@ -202,6 +211,7 @@ class _ResultsFolder:
                     "to start again."
                 )
         (self.path / "cells").mkdir(parents=True, exist_ok=True)
+        (self.path / CHECKSUMS_DIR).mkdir(exist_ok=True)
         (self.path / "maps").mkdir(exist_ok=True)
         if not settings_file.exists():
             with atomic_path(settings_file) as partial:
@@ -210,18 +220,64 @@ class _ResultsFolder:
     def cell_file(self, subject, method):
         return self.path / "cells" / f"{subject}_{method}.csv"
 
-    def finished(self, subject, method):
-        return self.path is not None and self.cell_file(subject, method).exists()
+    def checksum_file(self, subject, method):
+        return self.path / CHECKSUMS_DIR / f"{subject}_{method}.json"
+
+    def load_cell(self, subject, method, n_rows):
+        """``(rows, None)`` for a finished cell that passes its checks, else ``(None, why)``.
+
+        ``why`` is None where the cell was simply never finished (no CSV), and says what is
+        wrong with a CSV that cannot be trusted: no checksum (the run stopped between the
+        two), a checksum or row count that does not match (a truncated or edited file).
+        """
+        if self.path is None or not self.cell_file(subject, method).exists():
+            return None, None
+        try:
+            expected = json.loads(self.checksum_file(subject, method).read_text())
+        except FileNotFoundError:
+            return None, "it has no checksum file (its run stopped while finishing it)"
+        except (OSError, ValueError) as error:
+            return None, f"its checksum file is unreadable ({error})"
+        try:
+            data = self.cell_file(subject, method).read_bytes()
+        except OSError as error:
+            return None, f"its CSV is unreadable ({error})"
+        if not isinstance(expected, dict) or hashlib.sha256(data).hexdigest() != expected.get(
+            "sha256"
+        ):
+            return None, "its CSV does not match its checksum (truncated or edited)"
+        if expected.get("rows") != n_rows:
+            return None, f"it holds {expected.get('rows')} rows where {n_rows} are expected"
+        try:
+            rows = read_results(io.BytesIO(data))
+        except (ValueError, KeyError) as error:
+            return None, f"its CSV cannot be parsed ({error})"
+        if (
+            len(rows) != n_rows
+            or list(rows.columns) != RESULT_COLUMNS
+            or set(rows.subject) != {subject}
+            or set(rows.method) != {method}
+        ):
+            return None, f"its rows are not the {n_rows} rows of this subject and method"
+        return rows, None
 
 
 class _CellWriter:
-    """Appends the rows of one cell as they come; the cell file appears only when complete."""
+    """Appends the rows of one cell as they come; the cell file appears only when complete.
+
+    Finishing flushes the rows to disk, renames ``*.csv.partial`` to ``*.csv`` and only then
+    writes the cell's checksum: a CSV without its checksum is an unfinished cell.
+    """
 
     def __init__(self, folder, subject, method):
         self.final = None if folder.path is None else folder.cell_file(subject, method)
         self.partial = None if self.final is None else self.final.with_suffix(".csv.partial")
+        self.checksum = None if self.final is None else folder.checksum_file(subject, method)
         self.tables = []
         if self.partial is not None:
+            # The checksum first: a CSV left without it is never trusted.
+            self.checksum.unlink(missing_ok=True)
+            self.final.unlink(missing_ok=True)
             self.partial.unlink(missing_ok=True)
 
     def add(self, rows):
@@ -231,7 +287,15 @@ class _CellWriter:
 
     def finish(self):
         if self.partial is not None:
+            fsync_file(self.partial)
+            checksum = {
+                "rows": sum(len(rows) for rows in self.tables),
+                "sha256": hashlib.sha256(self.partial.read_bytes()).hexdigest(),
+            }
             os.replace(self.partial, self.final)
+            fsync_directory(self.final.parent)
+            with atomic_path(self.checksum) as partial:
+                partial.write_text(json.dumps(checksum, indent=2))
         return pd.concat(self.tables, ignore_index=True)
 
 
@@ -294,7 +358,8 @@ def _run_cell(
                 )
                 bar.update()
     if folder.path is not None:
-        estimator.components_img_.to_filename(folder.path / "maps" / f"{subject}_{method}.nii.gz")
+        with atomic_path(folder.path / "maps" / f"{subject}_{method}.nii.gz") as partial:
+            estimator.components_img_.to_filename(partial)
     return writer.finish()
 
 
@@ -361,7 +426,7 @@ def compare(
         Scans between scored windows; ``window_stride`` if None. E.g. 10 scores every 10th
         window for a quick look; STCA still trains on every ``window_stride``-th window.
     threshold : float, default=3.6
-        z threshold of every method's maps.
+        z threshold of every method's maps: a finite number >= 0.
     template_threshold, template_names
         ``threshold`` and ``names`` of :func:`~nilearn_stca.evaluation.load_rsn_templates`.
     strategy : {"max", "hungarian"}, default="max"
@@ -369,10 +434,15 @@ def compare(
     out_dir : str or Path, default=None
         Folder for incremental results: ``comparison.json`` (the settings), ``cells/`` (one
         CSV per finished subject x method; rows are appended to ``*.csv.partial`` while a
-        cell runs), ``maps/`` (each cell's static maps), ``templates.nii.gz`` (the binary
-        templates on the mask's grid) and ``results.csv`` at the end. A
-        rerun with the same settings and ``out_dir`` reuses every finished cell; other
-        settings in the same ``out_dir`` raise an error.
+        cell runs), ``checksums/`` (the row count and SHA-256 of each finished cell's CSV),
+        ``maps/`` (each cell's static maps), ``templates.nii.gz`` (the binary templates on
+        the mask's grid) and ``results.csv`` at the end. A rerun with the same settings and
+        ``out_dir`` reuses every finished cell that matches its checksum, and recomputes
+        one that does not with a warning; other settings in the same ``out_dir`` raise an
+        error. While a comparison runs, ``out_dir`` holds a lock file ``.lock``: a second
+        comparison into the same ``out_dir`` raises :class:`ComparisonLockedError` (a
+        ``ValueError``), and the lock of a comparison that no longer runs on this host is
+        taken over with a warning.
     random_state : int or None, default=0
         Seed given to every method.
     verbose : int, default=1
@@ -389,10 +459,13 @@ def compare(
     """
     pairs = pair_with_confounds(imgs, confounds)
     labels = subject_labels([img for img, _ in pairs], subjects)
-    for i, (img, _) in enumerate(pairs):
-        load_4d_run(img, f"imgs[{i}]", window_length)
+    n_scans = [
+        load_4d_run(img, f"imgs[{i}]", window_length).shape[3] for i, (img, _) in enumerate(pairs)
+    ]
     if strategy not in ("max", "hungarian"):
         raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
+    check_fbn_threshold(threshold)
+    threshold = float(threshold)
     estimators = _make_estimators(methods, method_params, n_components, threshold, random_state)
     if mask_img is None:
         masker = MultiNiftiMasker(mask_strategy="epi").fit([img for img, _ in pairs])
@@ -439,35 +512,52 @@ def compare(
         "sweep_stride": sweep_stride,
         "strategy": strategy,
     }
-    folder = _ResultsFolder(out_dir, settings)
-    if folder.path is not None and not (folder.path / TEMPLATES_FILE).exists():
-        with atomic_path(folder.path / TEMPLATES_FILE) as partial:
-            templates.masks_img.to_filename(partial)
-    score_kwargs = {"threshold": threshold, "strategy": strategy}
-    tables = []
-    cells = [(s, p, m) for s, p in zip(labels, pairs, strict=True) for m in estimators]
-    for subject, (img, conf), method in tqdm(cells, desc="compare", disable=not verbose):
-        if folder.finished(subject, method):
-            tables.append(read_results(folder.cell_file(subject, method)))
-            continue
-        tables.append(
-            _run_cell(
-                clone(estimators[method]),
-                img,
-                conf,
-                subject,
-                method,
-                template_masks,
-                names,
-                score_kwargs,
-                windows,
-                sweep_stride,
-                folder,
-                verbose,
+    # Rows of a finished cell: one per template for the static maps and each scored window.
+    stride = sweep_stride or window_stride
+    n_windows = [len(window_starts(n, window_length, stride)) if windows else 0 for n in n_scans]
+    n_rows = {s: len(names) * (1 + w) for s, w in zip(labels, n_windows, strict=True)}
+    lock = (
+        nullcontext()
+        if out_dir is None
+        else folder_lock(out_dir, "compare run", name="out_dir", error=ComparisonLockedError)
+    )
+    with lock:
+        folder = _ResultsFolder(out_dir, settings)
+        if folder.path is not None and not (folder.path / TEMPLATES_FILE).exists():
+            with atomic_path(folder.path / TEMPLATES_FILE) as partial:
+                templates.masks_img.to_filename(partial)
+        score_kwargs = {"threshold": threshold, "strategy": strategy}
+        tables = []
+        cells = [(s, p, m) for s, p in zip(labels, pairs, strict=True) for m in estimators]
+        for subject, (img, conf), method in tqdm(cells, desc="compare", disable=not verbose):
+            rows, why = folder.load_cell(subject, method, n_rows[subject])
+            if rows is not None:
+                tables.append(rows)
+                continue
+            if why is not None:
+                warnings.warn(
+                    f"Recomputing the finished cell {subject} x {method} of "
+                    f"out_dir={str(folder.path)!r}: {why}.",
+                    stacklevel=2,
+                )
+            tables.append(
+                _run_cell(
+                    clone(estimators[method]),
+                    img,
+                    conf,
+                    subject,
+                    method,
+                    template_masks,
+                    names,
+                    score_kwargs,
+                    windows,
+                    sweep_stride,
+                    folder,
+                    verbose,
+                )
             )
-        )
-    results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
-    if folder.path is not None:
-        with atomic_path(folder.path / RESULTS_FILE) as partial:
-            results.to_csv(partial, index=False)
+        results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
+        if folder.path is not None:
+            with atomic_path(folder.path / RESULTS_FILE) as partial:
+                results.to_csv(partial, index=False)
     return results
