@@ -57,16 +57,16 @@ from ._checks import read_confounds
 from ._io import atomic_path
 from .baselines import ICADecomposition, SDLDecomposition
 from .decomposition import STCADecomposition
-from .evaluation.comparison import (
+from .evaluation.comparison import result_rows
+from .evaluation.metrics import score_maps
+from .evaluation.outputs import write_comparison_report
+from .evaluation.results_folder import (
     RESULT_COLUMNS,
     RESULTS_FILE,
     SETTINGS_FILE,
     TEMPLATES_FILE,
     read_results,
-    result_rows,
 )
-from .evaluation.metrics import score_maps
-from .evaluation.outputs import write_comparison_report
 from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
 
 __all__ = [

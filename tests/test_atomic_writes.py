@@ -21,8 +21,8 @@ from nilearn.datasets import load_mni152_brain_mask  # noqa: E402
 from nilearn.image import new_img_like  # noqa: E402
 
 from nilearn_stca.evaluation import write_comparison_report  # noqa: E402
-from nilearn_stca.evaluation.comparison import RESULT_COLUMNS, SETTINGS_FILE  # noqa: E402
 from nilearn_stca.evaluation.figures import plot_static_iou  # noqa: E402
+from nilearn_stca.evaluation.results_folder import RESULT_COLUMNS, SETTINGS_FILE  # noqa: E402
 from nilearn_stca.interfaces import ComparisonReport, EvaluateIoU, PrepareComparison  # noqa: E402
 
 TEMPLATES = ["visual", "motor"]

@@ -20,7 +20,11 @@ from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation import compare
 from nilearn_stca.evaluation import comparison as compare_module
-from nilearn_stca.evaluation.comparison import ComparisonLockedError
+from nilearn_stca.evaluation.results_folder import (
+    SETTINGS_FILE,
+    ComparisonLockedError,
+    ResultsFolder,
+)
 
 WINDOW = {"window_length": 20, "window_stride": 10}
 N_ROWS = 3 * (1 + 4)  # 3 templates x (static + windows at 0, 10, 20, 30) per cell
@@ -398,8 +402,8 @@ def test_checksum_of_another_row_count_is_refused(sim, clean, tmp_path):
     """A cell checked against a window count that changed (same bytes, stale sidecar)."""
     _, clean_dir = clean
     out_dir = _copy(clean_dir, tmp_path)
-    settings = json.loads((out_dir / compare_module.SETTINGS_FILE).read_text())
-    folder = compare_module._ResultsFolder(out_dir, settings)
+    settings = json.loads((out_dir / SETTINGS_FILE).read_text())
+    folder = ResultsFolder(out_dir, settings)
     rows, why = folder.load_cell("sub-01", "sdl", N_ROWS)
     assert why is None and len(rows) == N_ROWS
     rows, why = folder.load_cell("sub-01", "sdl", N_ROWS + 3)

@@ -1,9 +1,10 @@
 """Evaluation against reference networks: templates, overlap metrics, matching, the
 three-method comparison, its tables, figures and report."""
 
-from .comparison import PRESETS, compare, paper_protocol, read_results
+from .comparison import PRESETS, compare, paper_protocol
 from .metrics import dice_matrix, iou_matrix, match_components, score_maps
 from .outputs import write_comparison_report
+from .results_folder import read_results
 from .tables import PAPER_TABLE1_MEAN_IOU, format_table, paper_comparison, table1
 from .templates import load_rsn_templates
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from nilearn.image import load_img
 
 from .._io import atomic_path
-from .comparison import RESULTS_FILE, SETTINGS_FILE, TEMPLATES_FILE, read_results
 from .figures import plot_iou_over_windows, plot_matched_maps, plot_static_iou
 from .report import write_report
+from .results_folder import RESULTS_FILE, SETTINGS_FILE, TEMPLATES_FILE, read_results
 from .tables import cell_strings, format_table, is_static, paper_comparison, table1
 
 REPORT_FILE = "report.html"

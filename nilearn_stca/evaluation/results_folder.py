@@ -1,0 +1,144 @@
+"""The folder of a comparison: settings, finished cells with their checksums, results.
+
+``compare`` writes each (subject, method) cell through :class:`CellWriter` and reuses a
+finished one only when :meth:`ResultsFolder.load_cell` finds it whole.
+"""
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .._io import FolderLockedError, atomic_path, fsync_directory, fsync_file
+from .tables import STATIC
+
+#: Columns of the table ``compare`` returns, in order.
+RESULT_COLUMNS = ["subject", "method", "window", "template", "component", "iou", "dice", "runtime"]
+
+SETTINGS_FILE = "comparison.json"
+RESULTS_FILE = "results.csv"
+TEMPLATES_FILE = "templates.nii.gz"
+CHECKSUMS_DIR = "checksums"
+
+
+class ComparisonLockedError(FolderLockedError):
+    """Another comparison is writing into the same ``out_dir``."""
+
+
+def read_results(path):
+    """Read a results CSV written by :func:`compare`; ``window`` is "static" or an int."""
+    results = pd.read_csv(path, dtype={"subject": str, "method": str, "window": str})
+    results["window"] = [w if w == STATIC else int(w) for w in results["window"]]
+    results["window"] = results["window"].astype(object)
+    return results
+
+
+class ResultsFolder:
+    """Where finished (subject, method) cells live; ``None`` folder keeps nothing on disk."""
+
+    def __init__(self, out_dir, settings):
+        self.path = None if out_dir is None else Path(out_dir)
+        if self.path is None:
+            return
+        settings_file = self.path / SETTINGS_FILE
+        if settings_file.exists():
+            saved = json.loads(settings_file.read_text())
+            if saved != settings:
+                differing = sorted(
+                    k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k)
+                )
+                raise ValueError(
+                    f"out_dir={str(self.path)!r} holds a comparison with other settings "
+                    f"(differing: {', '.join(differing)}): use another out_dir, or delete it "
+                    "to start again."
+                )
+        (self.path / "cells").mkdir(parents=True, exist_ok=True)
+        (self.path / CHECKSUMS_DIR).mkdir(exist_ok=True)
+        (self.path / "maps").mkdir(exist_ok=True)
+        if not settings_file.exists():
+            with atomic_path(settings_file) as partial:
+                partial.write_text(json.dumps(settings, indent=2))
+
+    def cell_file(self, subject, method):
+        return self.path / "cells" / f"{subject}_{method}.csv"
+
+    def checksum_file(self, subject, method):
+        return self.path / CHECKSUMS_DIR / f"{subject}_{method}.json"
+
+    def load_cell(self, subject, method, n_rows):
+        """``(rows, None)`` for a finished cell that passes its checks, else ``(None, why)``.
+
+        ``why`` is None where the cell was simply never finished (no CSV), and says what is
+        wrong with a CSV that cannot be trusted: no checksum (the run stopped between the
+        two), a checksum or row count that does not match (a truncated or edited file).
+        """
+        if self.path is None or not self.cell_file(subject, method).exists():
+            return None, None
+        try:
+            expected = json.loads(self.checksum_file(subject, method).read_text())
+        except FileNotFoundError:
+            return None, "it has no checksum file (its run stopped while finishing it)"
+        except (OSError, ValueError) as error:
+            return None, f"its checksum file is unreadable ({error})"
+        try:
+            data = self.cell_file(subject, method).read_bytes()
+        except OSError as error:
+            return None, f"its CSV is unreadable ({error})"
+        if not isinstance(expected, dict) or hashlib.sha256(data).hexdigest() != expected.get(
+            "sha256"
+        ):
+            return None, "its CSV does not match its checksum (truncated or edited)"
+        if expected.get("rows") != n_rows:
+            return None, f"it holds {expected.get('rows')} rows where {n_rows} are expected"
+        try:
+            rows = read_results(io.BytesIO(data))
+        except (ValueError, KeyError) as error:
+            return None, f"its CSV cannot be parsed ({error})"
+        if (
+            len(rows) != n_rows
+            or list(rows.columns) != RESULT_COLUMNS
+            or set(rows.subject) != {subject}
+            or set(rows.method) != {method}
+        ):
+            return None, f"its rows are not the {n_rows} rows of this subject and method"
+        return rows, None
+
+
+class CellWriter:
+    """Appends the rows of one cell as they come; the cell file appears only when complete.
+
+    Finishing flushes the rows to disk, renames ``*.csv.partial`` to ``*.csv`` and only then
+    writes the cell's checksum: a CSV without its checksum is an unfinished cell.
+    """
+
+    def __init__(self, folder, subject, method):
+        self.final = None if folder.path is None else folder.cell_file(subject, method)
+        self.partial = None if self.final is None else self.final.with_suffix(".csv.partial")
+        self.checksum = None if self.final is None else folder.checksum_file(subject, method)
+        self.tables = []
+        if self.partial is not None:
+            # The checksum first: a CSV left without it is never trusted.
+            self.checksum.unlink(missing_ok=True)
+            self.final.unlink(missing_ok=True)
+            self.partial.unlink(missing_ok=True)
+
+    def add(self, rows):
+        self.tables.append(rows)
+        if self.partial is not None:
+            rows.to_csv(self.partial, mode="a", header=not self.partial.exists(), index=False)
+
+    def finish(self):
+        if self.partial is not None:
+            fsync_file(self.partial)
+            checksum = {
+                "rows": sum(len(rows) for rows in self.tables),
+                "sha256": hashlib.sha256(self.partial.read_bytes()).hexdigest(),
+            }
+            os.replace(self.partial, self.final)
+            fsync_directory(self.final.parent)
+            with atomic_path(self.checksum) as partial:
+                partial.write_text(json.dumps(checksum, indent=2))
+        return pd.concat(self.tables, ignore_index=True)
