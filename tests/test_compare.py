@@ -243,7 +243,7 @@ def test_tables_and_report(compared):
     per_subject = sdl.groupby("subject").iou.mean()
     assert static.loc["mean", ("SDL", "mean")] == pytest.approx(per_subject.mean())
     assert static.loc["mean", ("SDL", "sd")] == pytest.approx(per_subject.std())
-    windows = table1(results, windows=True)
+    windows = table1(results, reading="windows")
     window_rows = results[(results.method == "ica") & (results.window != "static")]
     assert windows.loc["mean", ("ICA", "mean")] == pytest.approx(window_rows.iou.mean())
 

@@ -1,5 +1,6 @@
 import base64
 import re
+from html import unescape
 
 import matplotlib
 
@@ -9,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 from nilearn.datasets import load_mni152_brain_mask  # noqa: E402
 from nilearn.image import new_img_like  # noqa: E402
 
@@ -17,7 +19,9 @@ from nilearn_stca.evaluation.figures import (  # noqa: E402
     plot_matched_maps,
     plot_static_iou,
 )
+from nilearn_stca.evaluation.outputs import write_comparison_report  # noqa: E402
 from nilearn_stca.evaluation.report import write_report  # noqa: E402
+from nilearn_stca.evaluation.tables import table1  # noqa: E402
 
 TEMPLATES = ["medial visual", "default mode", "auditory"]
 METHODS = ["stca", "ica", "sdl"]  # not in display order, on purpose
@@ -98,39 +102,85 @@ def test_static_iou_box_and_bad_kind(results):
         plot_static_iou(results[results.window != "static"])
 
 
-def test_matched_maps(tmp_path):
+def _masks_and_maps():
+    """Three templates (thirds of a small brain along x) and four z-maps.
+
+    Maps 0 and 3 reach z >= 3.6 in the first template; map 2 is strongly negative in the
+    third, so never reaches z >= 3.6; map 1 is noise.
+    """
     mask = load_mni152_brain_mask(resolution=8)
     inside = np.asanyarray(mask.dataobj) > 0
-    shape = inside.shape
     rng = np.random.RandomState(0)
-    templates = np.zeros((*shape, 3), np.uint8)
-    x_thirds = np.array_split(np.arange(shape[0]), 3)
-    for index, xs in enumerate(x_thirds):
+    templates = np.zeros((*inside.shape, 3), np.uint8)
+    for index, xs in enumerate(np.array_split(np.arange(inside.shape[0]), 3)):
         templates[xs, ..., index] = inside[xs]
-    maps = rng.randn(*shape, 4) + 5 * templates[..., [0, 1, 2, 0]]
+    maps = 0.5 * rng.randn(*inside.shape, 4) + 5 * templates[..., [0, 1, 2, 0]]
+    maps[..., 1] = 0.5 * rng.randn(*inside.shape)
+    maps[..., 2] *= -1
+    return (
+        mask,
+        new_img_like(mask, templates, copy_header=False),
+        new_img_like(mask, maps, copy_header=False),
+    )
+
+
+def _panels(figure, n_panels):
+    """The three cut axes of each panel (the 2 x 2 grid comes first, the cuts after)."""
+    cuts = figure.axes[4:]
+    assert len(cuts) == 3 * n_panels
+    return [cuts[3 * index : 3 * index + 3] for index in range(n_panels)]
+
+
+def _outlined(ax):
+    """Whether ``ax`` shows a template outline (add_contours' green contour)."""
+    green = to_rgba("limegreen")
+    return any(
+        np.allclose(collection.get_edgecolor()[:, :3], green[:3])
+        for collection in ax.collections
+        if len(collection.get_edgecolor())
+    )
+
+
+def test_matched_maps(tmp_path):
+    _, templates, maps = _masks_and_maps()
     titles = [f"{name}: panel" for name in TEMPLATES]
     output = tmp_path / "maps.png"
-    figure = plot_matched_maps(
-        new_img_like(mask, maps, copy_header=False),
-        new_img_like(mask, templates, copy_header=False),
-        [0, -1, 2],
-        titles,
-        output_file=output,
-    )
+    # template 2 has no matched map, template 3's map has no voxel at z >= 3.6
+    figure = plot_matched_maps(maps, templates, [0, -1, 2], titles, output_file=output)
     assert output.stat().st_size > 0
-    grid = figure.axes[:4]  # the 2 x 2 grid comes first, the maps' cut axes after
-    texts = [text.get_text() for ax in figure.axes for text in ax.texts]
-    assert texts.count(titles[0]) == texts.count(titles[2]) == 1
-    assert grid[1].get_title() == f"{titles[1]}: no matched map"
-    assert len(figure.axes) == 4 + 2 * 3  # two maps shown, three cuts each
-    assert not grid[3].axison
+    assert not figure.axes[3].axison  # the empty fourth place of the grid
+    note = "no map reaches z 3.6"
+    for panel, title, has_map in zip(
+        _panels(figure, 3), titles, [True, False, False], strict=True
+    ):
+        texts = [text.get_text() for ax in panel for text in ax.texts]
+        assert texts.count(title) == 1
+        assert texts.count(note) == (0 if has_map else 1)
+        assert all(_outlined(ax) for ax in panel)
+        # the background, then the map where one reaches the threshold
+        images = [ax.get_images() for ax in panel]
+        assert all(len(layers) == (2 if has_map else 1) for layers in images)
+        if has_map:
+            shown = np.ma.concatenate([layers[1].get_array().ravel() for layers in images])
+            assert shown.count() > 0
+            assert shown.min() >= 3.6  # the positive side only, as the IoU counts it
+    assert figure._suptitle.get_text().startswith("Matched maps at z >= 3.6")
+
+
+def test_matched_maps_noise_only_and_threshold(tmp_path):
+    _, templates, maps = _masks_and_maps()
+    figure = plot_matched_maps(maps, templates, [1, 1, 1], list("abc"), threshold=10.0)
+    for panel in _panels(figure, 3):
+        assert [text.get_text() for ax in panel for text in ax.texts].count(
+            "no map reaches z 10.0"
+        ) == 1
+        assert all(_outlined(ax) for ax in panel)
+
+
+def test_matched_maps_bad_lengths():
+    _, templates, maps = _masks_and_maps()
     with pytest.raises(ValueError, match="one entry per template"):
-        plot_matched_maps(
-            new_img_like(mask, maps, copy_header=False),
-            new_img_like(mask, templates, copy_header=False),
-            [0, 1],
-            titles[:2],
-        )
+        plot_matched_maps(maps, templates, [0, 1], ["a", "b"])
 
 
 def _png(path):
@@ -179,3 +229,56 @@ def test_write_report_missing_figure(results, tmp_path):
     with pytest.raises(ValueError, match="missing.png"):
         write_report(output, results, figures={"Gone": tmp_path / "missing.png"})
     assert list(tmp_path.iterdir()) == []
+
+
+def _comparison_folder(folder, results):
+    """A folder as ``compare(..., out_dir=folder)`` leaves it, with ``results``."""
+    mask, templates, maps = _masks_and_maps()
+    (folder / "maps").mkdir(parents=True)
+    results.to_csv(folder / "results.csv", index=False)
+    templates.to_filename(folder / "templates.nii.gz")
+    # five maps: the fixture's components are 0 to 4
+    maps = new_img_like(mask, np.concatenate([maps.get_fdata()] * 2, axis=3)[..., :5])
+    for subject in results.subject.unique():
+        for method in results.method.unique():
+            maps.to_filename(folder / "maps" / f"{subject}_{method}.nii.gz")
+    return folder
+
+
+def test_comparison_report_tables_of_each_reading(results, tmp_path):
+    folder = _comparison_folder(tmp_path / "comparison", results)
+    files = write_comparison_report(folder, paper=True)
+    stems = ["table1_static", "table1_windows", "table1_best_window"]
+    assert [path.name for path in files["tables"]] == [
+        *(f"{stem}{ext}" for stem in stems for ext in (".csv", ".md", ".tex")),
+        "paper_table1.md",
+    ]
+    for stem, reading in zip(stems, ["static", "windows", "best_window"], strict=True):
+        written = pd.read_csv(folder / f"{stem}.csv", header=[0, 1], index_col=0)
+        np.testing.assert_allclose(
+            written.to_numpy(), table1(results, reading).to_numpy(), atol=1e-4
+        )
+    html = unescape(files["report"].read_text(encoding="utf-8"))
+    assert (
+        "IoU of the best window per template (lenient: the maximum over windows; not "
+        "comparable with a static reading)" in html
+    )
+    for column in (
+        "ours, static maps",
+        "ours, mean over windows",
+        "ours, best window per template (lenient)",
+    ):
+        assert column in html
+        assert column in (folder / "paper_table1.md").read_text()
+
+
+def test_comparison_report_without_windows(results, tmp_path):
+    static = results[results.window == "static"]
+    folder = _comparison_folder(tmp_path / "comparison", static)
+    files = write_comparison_report(folder)
+    assert [path.name for path in files["tables"]] == [
+        "table1_static.csv",
+        "table1_static.md",
+        "table1_static.tex",
+    ]
+    assert "best window" not in files["report"].read_text(encoding="utf-8")

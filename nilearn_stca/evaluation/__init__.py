@@ -5,12 +5,19 @@ from .comparison import PRESETS, compare, paper_protocol
 from .metrics import dice_matrix, iou_matrix, match_components, score_maps
 from .outputs import write_comparison_report
 from .results_folder import read_results
-from .tables import PAPER_TABLE1_MEAN_IOU, format_table, paper_comparison, table1
+from .tables import (
+    PAPER_TABLE1_MEAN_IOU,
+    TABLE1_READINGS,
+    format_table,
+    paper_comparison,
+    table1,
+)
 from .templates import load_rsn_templates
 
 __all__ = [
     "PAPER_TABLE1_MEAN_IOU",
     "PRESETS",
+    "TABLE1_READINGS",
     "compare",
     "dice_matrix",
     "format_table",

@@ -8,10 +8,11 @@ they work with any backend (e.g. ``MPLBACKEND=Agg`` on a headless machine).
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 from nilearn.datasets import load_mni152_template
-from nilearn.image import check_niimg_4d, index_img
-from nilearn.plotting import find_xyz_cut_coords, plot_stat_map
+from nilearn.image import check_niimg_4d, get_data, index_img, new_img_like
+from nilearn.plotting import find_xyz_cut_coords, plot_anat, plot_stat_map
 
 from .._io import atomic_path
 from .tables import display_results, is_static
@@ -125,19 +126,23 @@ def plot_matched_maps(
 ):
     """One panel per template: its matched map over the template's outline.
 
+    Every panel draws the template's outline (green) on the background. A map is shown
+    where it is at least ``threshold``, the voxels that the IoU counts; where a template has
+    no matched map, or its matched map has no voxel at or above ``threshold``, the panel shows
+    the outline alone with the note "no map reaches z <threshold>".
+
     Parameters
     ----------
     maps_img : Niimg-like
-        4D image of the maps (e.g. a method's static maps, or one window's maps).
+        4D image of the z-maps (e.g. a method's static maps, or one window's maps).
     template_masks_img : Niimg-like
         4D image of the binary template masks, one volume per template.
     components : sequence of int
-        For each template, the index in ``maps_img`` of its matched map, or -1 if none
-        (the panel is then left empty).
+        For each template, the index in ``maps_img`` of its matched map, or -1 if none.
     titles : sequence of str
         For each template, the title of its panel.
     threshold : float, default=3.6
-        Maps are shown where their absolute value is at least this.
+        Maps are shown where their value is at least this.
     output_file : str or Path, default=None
         If given, the figure is saved there (and closed).
     bg_img : Niimg-like, default=None
@@ -148,6 +153,7 @@ def plot_matched_maps(
     figure : matplotlib.figure.Figure
         A grid of two columns, a panel per template in order.
     """
+    maps_img = check_niimg_4d(maps_img)
     template_masks_img = check_niimg_4d(template_masks_img)
     components = [int(component) for component in components]
     n_templates = template_masks_img.shape[3]
@@ -172,27 +178,33 @@ def plot_matched_maps(
     for index, (ax, component, title) in enumerate(
         zip(axes.flat, components, titles, strict=False)
     ):
-        if component < 0:
-            ax.set_axis_off()
-            ax.set_title(f"{title}: no matched map")
-            continue
         template_mask = index_img(template_masks_img, index)
-        display = plot_stat_map(
-            index_img(maps_img, component),
-            bg_img=bg_img,
-            threshold=threshold,
-            cut_coords=find_xyz_cut_coords(template_mask),
-            axes=ax,
-            title=title,
-            colorbar=False,
-            black_bg=False,
-            annotate=False,
-        )
+        panel = {
+            "cut_coords": find_xyz_cut_coords(template_mask),
+            "axes": ax,
+            "title": title,
+            "black_bg": False,
+            "annotate": False,
+            "draw_cross": False,
+        }
+        map_img = None if component < 0 else index_img(maps_img, component)
+        z_map = None if map_img is None else get_data(map_img)
+        if z_map is not None and (z_map >= threshold).any():
+            # plot_stat_map's threshold is on |value|: drop the negative side first.
+            network = new_img_like(map_img, np.where(z_map >= threshold, z_map, 0.0))
+            display = plot_stat_map(
+                network, bg_img=bg_img, threshold=threshold, colorbar=False, **panel
+            )
+        else:
+            # The background as plot_stat_map draws it (add_overlay's default threshold
+            # blanks the near-zero voxels around the brain), and a note at the bottom left.
+            display = plot_anat(bg_img, threshold=1e-6, colorbar=False, **panel)
+            display.title(f"no map reaches z {threshold}", x=0.01, y=0.12, size=12)
         display.add_contours(template_mask, levels=[0.5], colors="limegreen", linewidths=1.5)
     for ax in axes.ravel()[len(titles) :]:
         ax.set_axis_off()
     figure.suptitle(
-        f"Matched maps at |value| >= {threshold} and templates (green outline)",
+        f"Matched maps at z >= {threshold} and templates (green outline)",
         y=1 - 0.1 / height,
     )
     _save(figure, output_file)

@@ -14,6 +14,23 @@ from .tables import cell_strings, format_table, is_static, paper_comparison, tab
 
 REPORT_FILE = "report.html"
 
+#: The Table 1 files, by stem: the reading of :func:`table1` and the report's heading.
+TABLE1_FILES = {
+    "table1_static": (
+        "static",
+        "Table 1: IoU of the static maps (mean ± sd over subjects)",
+    ),
+    "table1_windows": (
+        "windows",
+        "IoU of the window maps (mean ± sd over windows and subjects)",
+    ),
+    "table1_best_window": (
+        "best_window",
+        "IoU of the best window per template (lenient: the maximum over windows; not "
+        "comparable with a static reading), mean ± sd over subjects",
+    ),
+}
+
 
 def _write_table(table, stem, stage):
     """``stem``.csv (numbers), .md and .tex ("mean ± sd" cells), each to ``stage(path)``."""
@@ -49,7 +66,8 @@ def write_comparison_report(
     -------
     files : dict
         ``{"report": Path, "tables": [Path...], "figures": [Path...]}``. Written:
-        ``table1_static.{csv,md,tex}``, ``table1_windows.*`` (if windows were scored),
+        ``table1_static.{csv,md,tex}``, ``table1_windows.*`` and ``table1_best_window.*``
+        (if windows were scored; see the readings of :func:`~nilearn_stca.evaluation.table1`),
         ``paper_table1.md`` (if ``paper``), ``fig5_iou_over_windows.png``,
         ``table1_static.png``, ``matched_maps_<method>.png`` (first subject's static maps)
         and ``report.html``.
@@ -59,11 +77,12 @@ def write_comparison_report(
         raise ValueError(f"{out_dir} has no {RESULTS_FILE}: run compare(..., out_dir=) first.")
     results = read_results(out_dir / RESULTS_FILE)
     static = is_static(results)
-    tables = {"Table 1: IoU of the static maps (mean ± sd over subjects)": table1(results)}
-    if (~static).any():
-        tables["IoU of the window maps (mean ± sd over windows and subjects)"] = table1(
-            results, windows=True
-        )
+    # stem: (heading, table); the window readings only where windows were scored.
+    tables = {
+        stem: (heading, table1(results, reading))
+        for stem, (reading, heading) in TABLE1_FILES.items()
+        if reading == "static" or (~static).any()
+    }
     settings_file = out_dir / SETTINGS_FILE
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
     # Each file goes to a temporary name, renamed when the stack closes without error.
@@ -77,17 +96,21 @@ def write_comparison_report(
         # Staged first, so renamed last: a new report.html means every file is new.
         report_file = stage(out_dir / REPORT_FILE)
         written_tables = []
-        for table, stem in zip(tables.values(), ["table1_static", "table1_windows"], strict=False):
+        shown = {}
+        for stem, (heading, table) in tables.items():
             _write_table(table, out_dir / stem, stage)
             written_tables += [out_dir / f"{stem}{ext}" for ext in (".csv", ".md", ".tex")]
-        shown = {name: cell_strings(table) for name, table in tables.items()}
+            shown[heading] = cell_strings(table)
         if paper:
             comparison = paper_comparison(results)
             stage(out_dir / "paper_table1.md").write_text(
                 comparison.to_markdown(disable_numparse=True) + "\n"
             )
             written_tables.append(out_dir / "paper_table1.md")
-            shown["Mean IoU: ours beside Table 1 of Liu et al. (2023)"] = comparison
+            shown[
+                "Mean IoU: ours, under each reading, beside Table 1 of Liu et al. (2023) (the "
+                "paper does not say which reading it used)"
+            ] = comparison
 
         figures = {}
         if (~static).any():

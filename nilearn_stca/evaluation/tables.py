@@ -45,39 +45,100 @@ def is_static(results):
     return results["window"].map(lambda window: isinstance(window, str) and window == STATIC)
 
 
-def table1(results, windows=False, metric="iou"):
+#: The readings of Table 1 that :func:`table1` computes, by name.
+TABLE1_READINGS = ("static", "windows", "best_window")
+
+#: Column of :func:`paper_comparison` for each reading.
+PAPER_COMPARISON_COLUMNS = {
+    "static": "ours, static maps",
+    "windows": "ours, mean over windows",
+    "best_window": "ours, best window per template (lenient)",
+}
+
+
+def _reading_rows(results, reading, metric):
+    """The rows a reading averages, and the columns that name one of its units.
+
+    A unit is what the mean row averages over: a subject (static and best-window readings)
+    or a subject's window (windows reading).
+    """
+    static = is_static(results)
+    if reading == STATIC:
+        if not static.any():
+            raise ValueError(
+                "reading='static' needs the static maps' rows (window == 'static'), but "
+                "results has none."
+            )
+        return results[static], ["subject", "method"]
+    if static.all():
+        raise ValueError(
+            f"reading={reading!r} needs window rows (window != 'static'), but results has "
+            "only static ones: score the windows with compare(..., windows=True), or use "
+            "reading='static'."
+        )
+    rows = results[~static]
+    if reading == "windows":
+        return rows, ["subject", "window", "method"]
+    # The best window of each subject and template; Dice increases with IoU, so the best
+    # window by Dice is the best one by IoU too.
+    rows = rows.groupby(["subject", "method", "template"], sort=False)[metric].max()
+    return rows.reset_index(), ["subject", "method"]
+
+
+def table1(results, reading="static", metric="iou"):
     """Mean and standard deviation of the matched maps' IoU, per template and method.
+
+    The paper (Liu et al., ISBI 2023) does not say which reading its Table 1 used for STCA,
+    whose maps are per window; its ICA and SDL maps are static. Put methods side by side only
+    under one reading: never one method's ``"best_window"`` beside another's ``"static"``.
+    The maximum over many windows is biased upwards (it keeps the luckiest of many noisy
+    matches), so it is not comparable with the IoU of one static map.
 
     Parameters
     ----------
     results : pandas.DataFrame
         Tidy results of :func:`~nilearn_stca.evaluation.compare`.
-    windows : bool, default=False
-        False: the static maps, mean ± sd over subjects (the paper's Table 1). True: the
-        window maps, mean ± sd over every window of every subject.
+    reading : {"static", "windows", "best_window"}, default="static"
+        Which maps a cell averages:
+
+        - ``"static"``: each subject's static maps, mean ± sd over subjects;
+        - ``"windows"``: every window's maps, mean ± sd over the windows of all subjects;
+        - ``"best_window"``: per subject and template, the best value over all of that
+          subject's windows (the window whose matched map overlaps the template most), then
+          mean ± sd over subjects. Lenient: what the authors' notebook seems to report for
+          STCA, not comparable with a static reading.
     metric : {"iou", "dice"}, default="iou"
 
     Returns
     -------
     table : pandas.DataFrame
-        Rows: the templates in order, then ``"mean"`` (the mean over templates, with the sd
-        over subjects, or windows, of that mean). Columns: a (method, "mean" | "sd")
-        MultiIndex, methods as ICA, SDL, STCA.
+        Rows: the templates in order, then ``"mean"``: the mean over templates of each
+        subject (or, for ``"windows"``, each window of each subject), then mean and sd of
+        those over subjects (windows). For ``"best_window"`` that is the mean of each
+        subject's per-template bests, which may come from different windows. Columns: a
+        (method, "mean" | "sd") MultiIndex, methods as ICA, SDL, STCA.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``reading`` or ``metric``, or if ``results`` lacks the rows that
+        ``reading`` needs (window rows for ``"windows"`` and ``"best_window"``).
     """
+    if reading not in TABLE1_READINGS:
+        raise ValueError(
+            f"Unknown reading={reading!r}: use one of "
+            + ", ".join(repr(name) for name in TABLE1_READINGS)
+            + "."
+        )
     if metric not in ("iou", "dice"):
         raise ValueError(f"Unknown metric={metric!r}: use 'iou' or 'dice'.")
-    static = is_static(results)
-    rows = results[~static] if windows else results[static]
-    if rows.empty:
-        kind = "window" if windows else "static"
-        raise ValueError(f"results has no {kind} rows to tabulate.")
-    rows, methods, templates = display_results(rows)
+    rows, unit = _reading_rows(results, reading, metric)
+    rows, methods, _ = display_results(rows)
+    templates = list(results["template"].unique())
     by_template = rows.groupby(["template", "method"], sort=False)[metric]
     table = pd.concat({"mean": by_template.mean(), "sd": by_template.std()}, axis=1)
     table = table.unstack("method").swaplevel(0, 1, axis=1)
-    # The mean row: each subject's (or window's) mean over templates, then mean and sd of those.
-    per_unit = rows.groupby(["subject", "window", "method"], sort=False)[metric].mean()
-    by_method = per_unit.groupby("method")
+    by_method = rows.groupby(unit, sort=False)[metric].mean().groupby("method")
     for method in methods:
         table.loc[MEAN_ROW, (method, "mean")] = by_method.mean()[method]
         table.loc[MEAN_ROW, (method, "sd")] = by_method.std()[method]
@@ -128,19 +189,31 @@ def cell_strings(table, decimals=2):
 def paper_comparison(results, decimals=2):
     """Our mean IoU over templates beside the paper's Table 1 mean, per method.
 
-    The paper's per-network values are not transcribed here, only its mean row.
+    The paper's per-network values are not transcribed here, only its mean row. The paper
+    does not say which reading of :func:`table1` gave it: each of ours is a column.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results of :func:`~nilearn_stca.evaluation.compare`.
+    decimals : int, default=2
 
     Returns
     -------
     table : pandas.DataFrame
-        Rows ICA, SDL, STCA; columns ``ours (static)``, ``ours (windows)`` where window
-        rows exist, and ``paper`` (mean IoU of Table 1 of Liu et al., 2023).
+        Rows ICA, SDL, STCA; columns (see :data:`PAPER_COMPARISON_COLUMNS`) the mean row of
+        :func:`table1` for ``"static"`` and, where window rows exist, ``"windows"`` and
+        ``"best_window"`` ("mean ± sd" strings), then ``paper`` (mean IoU of Table 1 of Liu
+        et al., 2023).
     """
-    columns = {"ours (static)": table1(results)}
-    if (~is_static(results)).any():
-        columns["ours (windows)"] = table1(results, windows=True)
+    readings = TABLE1_READINGS if (~is_static(results)).any() else (STATIC,)
     comparison = pd.DataFrame(
-        {name: cell_strings(table, decimals).loc[MEAN_ROW] for name, table in columns.items()}
+        {
+            PAPER_COMPARISON_COLUMNS[reading]: cell_strings(
+                table1(results, reading), decimals
+            ).loc[MEAN_ROW]
+            for reading in readings
+        }
     )
     display = {key.upper(): value for key, value in PAPER_TABLE1_MEAN_IOU.items()}
     comparison["paper"] = [f"{display[m]:.2f}" if m in display else "" for m in comparison.index]
