@@ -29,6 +29,8 @@ import torch
 from scipy.fft import next_fast_len
 from torch.nn import functional as F
 
+from .network import regression_reconstruction
+
 
 class SpectralGrid:
     """Grid over the brain's bounding box on which the STCA block is evaluated by FFT.
@@ -189,7 +191,12 @@ class SpectralGrid:
 
     def forward(self, network, boxes):
         """``network(boxes, box.mask_tensor())``, with the STCA block evaluated on the grid."""
-        f1, sa = self.attention_logits(network.stca, self.from_box(boxes))
+        grids = self.from_box(boxes)
+        f1, sa = self.attention_logits(network.stca, grids)
+        if network.autoencoder is None:  # decoder="regression", on the brain's voxels
+            maps = self.to_vectors(torch.sigmoid(sa))
+            reconstruction = regression_reconstruction(self.to_vectors(grids), maps)
+            return self.box.to_box(reconstruction), self.to_box(sa)
         attended = self.to_box(f1 * torch.sigmoid(sa))
         return network.autoencoder(attended), self.to_box(sa)
 

@@ -22,7 +22,7 @@ from ._persistence import NetworkPicklingMixin
 from ._training import CONV_ALGORITHMS, iter_attention_logits, train_network
 from ._window_api import WindowMapsMixin
 from .maps import zscore_maps
-from .network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
+from .network import DECODERS, DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
 from .windows import window_starts
 
 
@@ -77,6 +77,14 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         Channel widths of the guiding autoencoder's levels (not given in the paper). Wider
         autoencoders recover the simulator's networks no better and cost more per step
         (see ``benchmarks/README.md``).
+    decoder : {"autoencoder", "regression"}, default="autoencoder"
+        What guides the attention during training. "autoencoder" (the paper's): a 3D
+        convolutional autoencoder reconstructs the window from the attended features.
+        "regression": the window is reconstructed from the attention maps
+        ``sigmoid(SA)`` themselves, each with one least-squares time course (as the first
+        stage of dual regression), so that a map must cover voxels that fluctuate together;
+        ``autoencoder_widths`` is then unused. See ``benchmarks/README.md`` for the measured
+        recovery of each.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the network runs; "auto" takes CUDA when available.
     conv_algorithm : {"fft", "direct"}, default="fft"
@@ -147,6 +155,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         batch_size=1,
         threshold=3.6,
         autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
+        decoder="autoencoder",
         device="auto",
         conv_algorithm="fft",
         mask=None,
@@ -175,6 +184,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         self.batch_size = batch_size
         self.threshold = threshold
         self.autoencoder_widths = autoencoder_widths
+        self.decoder = decoder
         self.device = device
         self.conv_algorithm = conv_algorithm
         self.mask = mask
@@ -214,6 +224,12 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
                 f"conv_algorithm must be one of {CONV_ALGORITHMS}, got {self.conv_algorithm!r}."
             )
         check_fbn_threshold(self.threshold)
+        if self.decoder not in DECODERS:
+            raise ValueError(
+                f"decoder must be one of {DECODERS}, got {self.decoder!r}: 'autoencoder' is "
+                "the paper's guiding autoencoder, 'regression' reconstructs each window from "
+                "the attention maps."
+            )
         widths = self.autoencoder_widths
         if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) != 4:
             raise ValueError(f"autoencoder_widths must be 4 positive integers, got {widths!r}.")
@@ -280,7 +296,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = STCANetwork(
-                self.window_length, self.n_components, self.autoencoder_widths
+                self.window_length, self.n_components, self.autoencoder_widths, self.decoder
             ).to(device)
 
         self.masker_ = masker

@@ -22,6 +22,14 @@ DEFAULT_AUTOENCODER_WIDTHS = (16, 16, 32, 32)
 #: Spatial size of the network's input must be a multiple of this (four 2x poolings).
 SPATIAL_MULTIPLE = 16
 
+#: How the window is reconstructed from the attention during training (the guiding
+#: decoder): the paper's convolutional autoencoder, or least-squares regression on the maps.
+DECODERS = ("autoencoder", "regression")
+
+#: Ridge added to the maps' Gram matrix, relative to its mean diagonal, so that duplicate or
+#: empty maps keep the regression solvable.
+REGRESSION_RIDGE = 1e-3
+
 
 def _masked_mean(x, mask):
     """Mean of ``x`` (B, C, X, Y, Z) over the voxels of ``mask`` (X, Y, Z), or over all."""
@@ -157,6 +165,32 @@ class GuidingAutoencoder(nn.Module):
         return self.head(x)
 
 
+def regression_reconstruction(windows, maps):
+    """Least-squares reconstruction of ``windows`` from spatial ``maps``.
+
+    Each window is modelled as its maps times one time course per map, the time courses
+    fitted by (lightly ridged) least squares, as in the first stage of dual regression. The
+    result is differentiable with respect to the maps.
+
+    Parameters
+    ----------
+    windows : Tensor, shape (B, T, N)
+        Voxel time series of each window (voxels last).
+    maps : Tensor, shape (B, C, N)
+        Nonnegative spatial maps (the attention ``sigmoid(SA)``), zero outside the brain.
+
+    Returns
+    -------
+    reconstruction : Tensor, shape (B, T, N)
+    """
+    gram = maps @ maps.transpose(1, 2)
+    scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-12)
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    gram = gram + REGRESSION_RIDGE * scale[:, None, None] * eye
+    timecourses = torch.linalg.solve(gram, maps @ windows.transpose(1, 2))  # (B, C, T)
+    return timecourses.transpose(1, 2) @ maps
+
+
 class STCANetwork(nn.Module):
     """STCA block followed by its guiding autoencoder.
 
@@ -167,27 +201,50 @@ class STCANetwork(nn.Module):
     n_components : int
         Number of attention maps (C).
     autoencoder_widths : sequence of 4 int, default=DEFAULT_AUTOENCODER_WIDTHS
-        Channel widths of the autoencoder levels.
+        Channel widths of the autoencoder levels (``decoder="autoencoder"`` only).
+    decoder : {"autoencoder", "regression"}, default="autoencoder"
+        "autoencoder": the paper's guiding autoencoder reconstructs the window from the
+        attended features ``f1 * sigmoid(SA)``. "regression": the window is reconstructed
+        from the attention maps ``sigmoid(SA)`` themselves, with one least-squares time
+        course per map (:func:`regression_reconstruction`); there is no decoder to learn.
 
     Notes
     -----
     Spatial sizes must be multiples of 16 (:data:`SPATIAL_MULTIPLE`) for the four poolings.
     """
 
-    def __init__(self, window_length, n_components, autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS):
+    def __init__(
+        self,
+        window_length,
+        n_components,
+        autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
+        decoder="autoencoder",
+    ):
         super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
         self.config = {
             "window_length": int(window_length),
             "n_components": int(n_components),
             "autoencoder_widths": tuple(int(w) for w in autoencoder_widths),
+            "decoder": decoder,
         }
         self.stca = STCABlock(window_length, n_components)
-        self.autoencoder = GuidingAutoencoder(n_components, window_length, autoencoder_widths)
+        self.autoencoder = (
+            GuidingAutoencoder(n_components, window_length, autoencoder_widths)
+            if decoder == "autoencoder"
+            else None
+        )
 
     def forward(self, x, mask=None):
         """Return ``(reconstruction, SA logits)`` for windows ``x`` of shape (B, T, X, Y, Z)."""
-        attended, sa = self.stca(x, mask)
-        return self.autoencoder(attended), sa
+        if self.autoencoder is not None:
+            attended, sa = self.stca(x, mask)
+            return self.autoencoder(attended), sa
+        sa = self.attention_logits(x, mask)
+        maps = _apply_mask(torch.sigmoid(sa), mask)
+        reconstruction = regression_reconstruction(x.flatten(2), maps.flatten(2))
+        return reconstruction.reshape(x.shape), sa
 
     def attention_logits(self, x, mask=None):
         """SA logits alone, shape (B, C, X, Y, Z), without running the autoencoder."""

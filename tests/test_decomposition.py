@@ -221,3 +221,17 @@ def test_confounds_are_regressed_out_of_every_run(fitted, tiny_run, as_frame):
     loadings = est.transform(img, confounds=[confounds])
     assert loadings[0].shape == (img.shape[3], est.n_components)
     assert np.isfinite(est.score(img, confounds=[confounds]))
+
+
+def test_regression_decoder_fits_pickles_and_refuses_unknown_decoders(tiny_run, tmp_path):
+    img, mask = tiny_run
+    est = STCADecomposition(mask=mask, decoder="regression", **TINY_STCA).fit(img)
+    assert est.network_.autoencoder is None
+    assert np.isfinite(est.loss_curve_).all() and est.n_steps_ == 9
+    loaded = STCADecomposition.load(est.save(tmp_path / "stca.pkl"))
+    assert loaded.network_.config["decoder"] == "regression"
+    np.testing.assert_array_equal(
+        dict(loaded.iter_window_maps(img))[5], dict(est.iter_window_maps(img))[5]
+    )
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        STCADecomposition(mask=mask, decoder="unet", **TINY_STCA).fit(img)

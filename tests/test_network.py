@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nilearn_stca.network import STCABlock, STCANetwork
+from nilearn_stca.network import STCABlock, STCANetwork, regression_reconstruction
 
 
 @pytest.fixture
@@ -72,3 +72,35 @@ def test_masked_logits_do_not_depend_on_surrounding_space():
         _, small = block(x, brain)
         _, big = block(big_x, big_mask)
     torch.testing.assert_close(big[..., 8:24, 8:24, 8:24], small, rtol=0, atol=1e-5)
+
+
+def test_regression_decoder_reconstructs_windows_made_of_its_maps():
+    torch.manual_seed(0)
+    maps = torch.rand(2, 3, 500)
+    timecourses = torch.randn(2, 20, 3)
+    windows = timecourses @ maps
+    reconstruction = regression_reconstruction(windows, maps)
+    assert reconstruction.shape == windows.shape
+    # Exact but for the small ridge that keeps collinear maps solvable.
+    assert float((reconstruction - windows).norm()) < 0.02 * float(windows.norm())
+    # What no map covers cannot be reconstructed: an orthogonal pattern is left out.
+    other = torch.randn(2, 20, 500)
+    residual = other - regression_reconstruction(other, maps)
+    assert float(residual.square().sum()) > 0.9 * float(other.square().sum())
+
+
+def test_regression_decoder_has_no_autoencoder_and_a_gradient_to_the_attention():
+    network = STCANetwork(window_length=6, n_components=3, decoder="regression")
+    assert network.autoencoder is None
+    assert not any("autoencoder" in name for name, _ in network.named_parameters())
+    x = torch.randn(1, 6, 16, 16, 16)
+    mask = torch.zeros(16, 16, 16)
+    mask[2:14, 3:13, 2:12] = 1
+    reconstruction, sa = network(x * mask, mask)
+    assert reconstruction.shape == x.shape and sa.shape == (1, 3, 16, 16, 16)
+    assert float(reconstruction[..., mask == 0].abs().max()) == 0
+    ((reconstruction - x * mask) ** 2).sum().backward()
+    assert float(network.stca.spatial_conv2.weight.grad.abs().sum()) > 0
+    assert float(network.stca.embed.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        STCANetwork(window_length=6, n_components=3, decoder="unet")
