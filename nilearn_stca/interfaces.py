@@ -210,6 +210,8 @@ _STCA_PARAMS = {
     "learning_rate": (_float, "Adam learning rate"),
     "batch_size": (_int, "windows per optimizer step"),
     "autoencoder_widths": (_widths, "channel widths of the guiding autoencoder's 4 levels"),
+    "decoder": (_str, "'autoencoder' (the paper's) or 'regression': what guides the attention"),
+    "static_maps": (_str, "'clustered' (k-means of the window FBNs) or 'mean' (of the z-maps)"),
     "device": (_str, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
     "conv_algorithm": (_str, "'fft' (fast) or 'direct' (the plain reference): same maps"),
 }

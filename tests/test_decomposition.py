@@ -27,12 +27,34 @@ def test_fitted_attributes(fitted, tiny_run):
     np.testing.assert_array_equal(fitted.mask_img_.get_fdata(), mask.get_fdata())
 
 
-def test_components_are_the_mean_of_window_z_maps(fitted, tiny_run):
-    img, _ = tiny_run
-    windows = list(fitted.iter_window_maps(img))
+def test_mean_static_maps_are_the_mean_of_window_z_maps(tiny_run):
+    img, mask = tiny_run
+    est = STCADecomposition(mask=mask, static_maps="mean", **TINY_STCA).fit(img)
+    windows = list(est.iter_window_maps(img))
     assert [start for start, _ in windows] == list(range(0, 41, 5))
     expected = zscore_maps(np.mean([maps for _, maps in windows], axis=0))
-    np.testing.assert_allclose(fitted.components_, expected, atol=1e-5)
+    np.testing.assert_allclose(est.components_, expected, atol=1e-5)
+
+
+def test_clustered_static_maps_are_the_fbn_frequency_of_each_cluster(fitted, tiny_run):
+    img, _ = tiny_run
+    fbns = np.concatenate([maps >= 3.6 for _, maps in fitted.iter_window_maps(img)])
+    fbns = fbns[fbns.any(axis=1)].astype(np.float32)
+    # Each static map is a z-scored mean of some of the window FBNs: every FBN voxel of a
+    # cluster is positive in its map, and the maps' supports cover every window FBN voxel.
+    assert fitted.components_.shape == (3, fbns.shape[1])
+    support = (fitted.components_ > fitted.components_.min(axis=1, keepdims=True)).any(axis=0)
+    np.testing.assert_array_equal(support, fbns.any(axis=0))
+    # The centroids are exact cluster means: rebuilding them from the labels gives them.
+    from sklearn.cluster import KMeans
+
+    from nilearn_stca.static_maps import clustered_static_maps
+
+    again = clustered_static_maps(iter([fbns * 10.0]), 3, 3.6, random_state=7)
+    labels = KMeans(3, n_init=3, random_state=7).fit(fbns).labels_
+    order = np.argsort(-np.bincount(labels, minlength=3), kind="stable")
+    expected = zscore_maps(np.stack([fbns[labels == k].mean(axis=0) for k in order]))
+    np.testing.assert_allclose(again, expected, atol=1e-5)
 
 
 def test_window_maps(fitted, tiny_run):

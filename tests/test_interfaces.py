@@ -41,6 +41,8 @@ EXPECTED_PARAMS = {
         "learning_rate",
         "batch_size",
         "autoencoder_widths",
+        "decoder",
+        "static_maps",
         "device",
     ],
     "ica": ["fbn_threshold", "threshold", "n_init", "do_cca"],

@@ -98,8 +98,11 @@ def test_training_gradients_equal_the_direct_ones(setting, decoder):
 
 def test_estimator_fft_and_direct_agree(tiny_run):
     img, mask = tiny_run
-    fft = STCADecomposition(mask=mask, **TINY_STCA).fit(img)
-    direct = STCADecomposition(mask=mask, conv_algorithm="direct", **TINY_STCA).fit(img)
+    # Mean static maps: k-means of FBNs could flip on a voxel at the threshold.
+    fft = STCADecomposition(mask=mask, static_maps="mean", **TINY_STCA).fit(img)
+    direct = STCADecomposition(
+        mask=mask, conv_algorithm="direct", static_maps="mean", **TINY_STCA
+    ).fit(img)
     assert fft.conv_algorithm == "fft"
     np.testing.assert_allclose(fft.loss_curve_, direct.loss_curve_, rtol=1e-4)
     np.testing.assert_allclose(fft.components_, direct.components_, atol=1e-3)
