@@ -79,6 +79,7 @@ def recovery(widths, seed, n_scans):
         n_components=8,
         window_length=20,
         learning_rate=1e-3,
+        decoder="autoencoder",
         autoencoder_widths=widths,
         mask=sim.mask_img,
         device="cpu",

@@ -4,7 +4,9 @@ The protocol per subject (Liu et al., ISBI 2023): one 1200-scan run at 4 mm (49 
 64 maps, windows of 40 scans at stride 1, one epoch of Adam at learning rate 1e-4
 (1,160 steps), then the dynamic maps of all 1,161 windows. Here the run is simulated (the
 simulator's networks, nilearn's MNI brain mask on the paper's grid), written to an
-uncompressed NIfTI file, and a child process times, with the package defaults:
+uncompressed NIfTI file, and a child process times, with the package defaults (``--paper``:
+with :data:`~nilearn_stca.decomposition.PAPER_SETTINGS`, the paper's decoder and learning
+rate):
 
 1. ``STCADecomposition(n_components=64).fit(run)``: training, then the static maps (one
    pass over every window);
@@ -28,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nilearn_stca import STCADecomposition, write_window_sweep
+from nilearn_stca import PAPER_SETTINGS, STCADecomposition, write_window_sweep
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.truth import score_windows_against_truth
 
@@ -50,6 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--resolution", type=int, help="grid (mm), default 4")
     parser.add_argument("--n-scans", type=int, help="scans in the run, default 1200")
     parser.add_argument("--n-components", type=int, default=64)
+    parser.add_argument("--paper", action="store_true", help="the paper's decoder and rate")
     parser.add_argument("--snr", type=float, default=1.0, help="simulator's SNR")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", help="folder for the run and the sweep (default: temp)")
@@ -65,8 +68,13 @@ def run_protocol(func_file, mask_img, sim, work_dir, args):
     default_threads()
     times = {}
     tic = time.perf_counter()
+    settings = {**PAPER_SETTINGS, "n_components": args.n_components} if args.paper else {}
     estimator = STCADecomposition(
-        n_components=args.n_components, mask=mask_img, device="cpu", random_state=args.seed
+        n_components=args.n_components,
+        mask=mask_img,
+        device="cpu",
+        random_state=args.seed,
+        **settings,
     ).fit(func_file)
     times["fit (training + static maps)"] = time.perf_counter() - tic
 

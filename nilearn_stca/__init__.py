@@ -6,6 +6,7 @@ import importlib
 # baselines' worker processes do not import torch.
 _LAZY = {
     "STCADecomposition": "decomposition",
+    "PAPER_SETTINGS": "decomposition",
     "WindowSweep": "sweep",
     "load_window_sweep": "sweep",
     "write_window_sweep": "sweep",

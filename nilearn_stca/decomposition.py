@@ -44,16 +44,30 @@ def _explained_variance(data, components, per_component=False):
     return max(0.0, 1.0 - residual / total)
 
 
+#: The paper's settings where the defaults differ, and its number of maps: with these
+#: (and the default windows of 40 scans at stride 1, one epoch, one window per step and
+#: z >= 3.6) the estimator trains as Liu et al. (2023) describe. Static maps are not
+#: defined by the paper; the default ``static_maps`` is kept.
+PAPER_SETTINGS = {"n_components": 64, "learning_rate": 1e-4, "decoder": "autoencoder"}
+
+
 class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin, BaseEstimator):
     """Spatial-temporal convolutional attention (STCA) decomposition of fMRI.
 
     Finds dynamic functional brain networks (FBNs) as in Liu et al. (ISBI 2023): a 3D
     convolution turns each sliding window of ``window_length`` volumes into
-    ``n_components`` feature maps, channel and spatial attention weight them, and a 3D
-    convolutional autoencoder reconstructs the window (mean squared error). The spatial
-    attention logits of a window, z-scored over the brain, are its FBN maps; voxels at
+    ``n_components`` feature maps, channel and spatial attention weight them, and the
+    window is reconstructed from the attention (mean squared error). The spatial attention
+    logits of a window, z-scored over the brain, are its FBN maps; voxels at
     ``z >= threshold`` form the networks. Use it as a drop-in for
     :class:`nilearn.decomposition.CanICA`.
+
+    The defaults depart from the paper where the paper's settings were measured not to
+    recover the simulator's networks: ``decoder="regression"`` (the paper's is a 3D
+    convolutional autoencoder), ``learning_rate=1e-3`` (the paper's 1e-4) and
+    ``static_maps="clustered"`` (the paper defines no static map). :data:`PAPER_SETTINGS`
+    restores the paper's (``STCADecomposition(**PAPER_SETTINGS)``), as does
+    ``compare(..., **paper_protocol())``.
 
     Parameters
     ----------
@@ -65,11 +79,11 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         Volumes between consecutive windows.
     n_epochs : int, default=1
         Passes over all windows of all subjects. STCA learns per optimizer step, not per
-        epoch: one epoch on a 1200-scan run is 1,160 steps; on short runs (a few hundred
-        scans) raise ``n_epochs`` or ``learning_rate``, otherwise the maps stay close to
-        their random initialisation.
-    learning_rate : float, default=1e-4
-        Adam learning rate.
+        epoch: one epoch on a 1200-scan run is 1,161 steps, on a 240-scan run 201.
+    learning_rate : float, default=1e-3
+        Adam learning rate. The paper's is 1e-4; measured on the simulator, 1e-3 recovers
+        more within one epoch with either decoder, and 3e-3 or 3e-4 less
+        (``benchmarks/README.md``).
     batch_size : int, default=1
         Windows per optimizer step.
     threshold : float, default=3.6
@@ -78,14 +92,18 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         Channel widths of the guiding autoencoder's levels (not given in the paper). Wider
         autoencoders recover the simulator's networks no better and cost more per step
         (see ``benchmarks/README.md``).
-    decoder : {"autoencoder", "regression"}, default="autoencoder"
+    decoder : {"regression", "autoencoder"}, default="regression"
         What guides the attention during training. "autoencoder" (the paper's): a 3D
-        convolutional autoencoder reconstructs the window from the attended features.
-        "regression": the window is reconstructed from the attention maps
-        ``sigmoid(SA)`` themselves, each with one least-squares time course (as the first
-        stage of dual regression), so that a map must cover voxels that fluctuate together;
-        ``autoencoder_widths`` is then unused. See ``benchmarks/README.md`` for the measured
-        recovery of each.
+        convolutional autoencoder reconstructs the window from the attended features
+        ``f1 * sigmoid(SA)``. "regression": the window is reconstructed from the attention
+        maps ``sigmoid(SA)`` themselves, each with one least-squares time course (as the
+        first stage of dual regression), so that a map must cover voxels that fluctuate
+        together; there are no decoder weights and ``autoencoder_widths`` is unused.
+        Measured on two simulator configurations (``benchmarks/README.md``), the paper's
+        autoencoder reconstructs almost nothing of a window (loss stays near 1) and its maps
+        stay near their random start, while "regression" raises the window IoU with the
+        planted networks several-fold (e.g. 0.012 to 0.062 and 0.004 to 0.012 after 120
+        steps) and trains about 5 times faster per step.
     static_maps : {"clustered", "mean"}, default="clustered"
         How ``components_`` are made from the window maps (the paper defines no static
         map). "clustered": the FBNs (z >= ``threshold``) of all maps of all training
@@ -161,11 +179,11 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         window_length=40,
         window_stride=1,
         n_epochs=1,
-        learning_rate=1e-4,
+        learning_rate=1e-3,
         batch_size=1,
         threshold=3.6,
         autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
-        decoder="autoencoder",
+        decoder="regression",
         static_maps="clustered",
         device="auto",
         conv_algorithm="fft",

@@ -5,6 +5,8 @@ from window to window, so the static map of a network is found by grouping the w
 themselves rather than by averaging each map's channel over windows.
 """
 
+import warnings
+
 import numpy as np
 from scipy import sparse
 from sklearn.cluster import KMeans
@@ -40,7 +42,8 @@ def clustered_static_maps(window_maps, n_clusters, threshold, random_state=0):
     FBNs (held as a sparse matrix, so memory follows the FBNs' size, not the windows'
     count times the brain) are grouped by k-means. Each cluster's centre, the share of its
     FBNs that holds each voxel, is one static map, z-scored; clusters come in decreasing
-    size. Maps beyond the number of non-empty FBNs are zeros.
+    size. Maps beyond the number of non-empty FBNs are zeros. Where no window map reaches
+    ``threshold`` at all, the static maps are :func:`mean_static_maps`, with a warning.
 
     Parameters
     ----------
@@ -57,15 +60,21 @@ def clustered_static_maps(window_maps, n_clusters, threshold, random_state=0):
     -------
     maps : ndarray of float32, shape (n_clusters, n_voxels)
     """
-    blocks, n_voxels = [], None
+    blocks, total, n_windows = [], 0.0, 0
     for maps in window_maps:
-        n_voxels = maps.shape[1]
         fbns = maps >= threshold
         blocks.append(sparse.csr_matrix(fbns[fbns.any(axis=1)], dtype=np.float32))
-    static = np.zeros((n_clusters, n_voxels), dtype=np.float32)
-    fbns = sparse.vstack(blocks, format="csr") if blocks else None
-    if fbns is None or fbns.shape[0] == 0:
-        return static
+        total, n_windows = total + maps, n_windows + 1
+    fbns = sparse.vstack(blocks, format="csr")
+    if fbns.shape[0] == 0:
+        warnings.warn(
+            f"No window map reaches z >= {threshold}: the static maps are the mean of the "
+            "window z-maps (static_maps='mean'). Train longer, or lower threshold.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return zscore_maps(total / n_windows).astype(np.float32)
+    static = np.zeros((n_clusters, fbns.shape[1]), dtype=np.float32)
     k = min(n_clusters, fbns.shape[0])
     kmeans = KMeans(k, n_init=3, random_state=random_state).fit(fbns)
     sizes = np.bincount(kmeans.labels_, minlength=k)

@@ -121,8 +121,24 @@ def test_clone_and_params():
     assert copy.n_components == 3 and est.n_components == 7
     defaults = STCADecomposition()
     assert (defaults.n_components, defaults.window_length, defaults.window_stride) == (64, 40, 1)
-    assert (defaults.n_epochs, defaults.learning_rate, defaults.batch_size) == (1, 1e-4, 1)
+    assert (defaults.n_epochs, defaults.learning_rate, defaults.batch_size) == (1, 1e-3, 1)
     assert (defaults.threshold, defaults.device) == (3.6, "auto")
+    assert (defaults.decoder, defaults.static_maps) == ("regression", "clustered")
+
+
+def test_paper_settings_are_the_papers_and_reach_compares_preset():
+    from nilearn_stca import PAPER_SETTINGS
+    from nilearn_stca.evaluation import paper_protocol
+
+    paper = STCADecomposition(**PAPER_SETTINGS)
+    assert (paper.n_components, paper.learning_rate, paper.decoder) == (64, 1e-4, "autoencoder")
+    assert (paper.window_length, paper.window_stride, paper.n_epochs, paper.batch_size) == (
+        40,
+        1,
+        1,
+        1,
+    )
+    assert paper_protocol()["method_params"]["stca"] == PAPER_SETTINGS
 
 
 def test_list_of_subjects_and_masker_as_mask(tiny_run):
@@ -257,3 +273,13 @@ def test_regression_decoder_fits_pickles_and_refuses_unknown_decoders(tiny_run, 
     )
     with pytest.raises(ValueError, match="decoder must be one of"):
         STCADecomposition(mask=mask, decoder="unet", **TINY_STCA).fit(img)
+
+
+def test_clustered_static_maps_fall_back_to_the_mean_without_any_fbn():
+    from nilearn_stca.static_maps import clustered_static_maps, mean_static_maps
+
+    rng = np.random.RandomState(0)
+    windows = [zscore_maps(rng.rand(3, 50)) for _ in range(4)]  # uniform: no z >= 3.6
+    with pytest.warns(RuntimeWarning, match="No window map reaches z >= 3.6"):
+        static = clustered_static_maps(iter(windows), 3, 3.6)
+    np.testing.assert_allclose(static, mean_static_maps(iter(windows)), atol=1e-6)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from nilearn.image import load_img
 from nilearn.masking import apply_mask
+from threadpoolctl import threadpool_limits
 
 from nilearn_stca import STCADecomposition, interfaces, workflows
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
@@ -190,8 +191,12 @@ def test_node_writes_maps_fbns_and_windows(ran, files, method):
 
 @pytest.fixture(scope="module")
 def ica_maps(files):
-    """The ICA node's settings through the Python API: ``[(window, in-memory maps)...]``."""
-    with warnings.catch_warnings():
+    """The ICA node's settings through the Python API: ``[(window, in-memory maps)...]``.
+
+    With one BLAS thread, as the node runs (``num_threads=1``): FastICA's maps depend on the
+    number of BLAS threads.
+    """
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
         est = ICADecomposition(mask=files["mask"], random_state=0, **WINDOW, **FAST_PARAMS["ica"])
         est.fit(files["runs"][:1])

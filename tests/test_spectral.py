@@ -105,7 +105,8 @@ def test_estimator_fft_and_direct_agree(tiny_run):
     ).fit(img)
     assert fft.conv_algorithm == "fft"
     np.testing.assert_allclose(fft.loss_curve_, direct.loss_curve_, rtol=1e-4)
-    np.testing.assert_allclose(fft.components_, direct.components_, atol=1e-3)
+    # Nine steps at learning rate 1e-3 let float32 rounding grow to a few thousandths in z.
+    np.testing.assert_allclose(fft.components_, direct.components_, atol=1e-2)
     # With the same weights, the window maps agree to float32 rounding.
     direct.network_.load_state_dict(fft.network_.state_dict())
     for (start, a), (_, b) in zip(

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .._checks import check_fbn_threshold, load_4d_run, pair_with_confounds
 from .._io import atomic_path, folder_lock
 from ..baselines import ICADecomposition, SDLDecomposition
-from ..decomposition import STCADecomposition
+from ..decomposition import PAPER_SETTINGS, STCADecomposition
 from ..windows import window_starts
 from .metrics import score_maps
 from .results_folder import (
@@ -56,7 +56,9 @@ def paper_protocol():
     Data resampled to the 4 mm MNI152 brain mask (a 49x58x47 grid in the paper; nilearn's
     bundled mask gives 50x59x48), windows of 40 scans at stride 1, maps and templates
     thresholded at z >= 3.6, the 10 resting-state networks of Smith et al. (2009), every
-    template matched by maximum IoU, and 64 STCA maps (ICA and SDL keep nilearn's 20).
+    template matched by maximum IoU, and STCA as the paper trains it
+    (:data:`~nilearn_stca.decomposition.PAPER_SETTINGS`: 64 maps, the guiding autoencoder,
+    learning rate 1e-4); ICA and SDL keep nilearn's 20 maps.
     """
     return {
         "methods": ("ica", "sdl", "stca"),
@@ -67,7 +69,7 @@ def paper_protocol():
         "threshold": 3.6,
         "template_threshold": 3.6,
         "strategy": "max",
-        "method_params": {"stca": {"n_components": 64}},
+        "method_params": {"stca": dict(PAPER_SETTINGS)},
     }
 
 
