@@ -16,8 +16,9 @@ from .evaluation.truth import TRUTH_THRESHOLD
 #: data folder holds them (procedural networks otherwise).
 DEMO_SIMULATION = {"n_subjects": 1, "n_scans": 240, "resolution": 8, "snr": 3.0, "random_state": 0}
 
-#: STCA's settings: 201 optimizer steps (one epoch over the stride-1 windows), enough for the
-#: attention maps to leave their random start at lr 1e-3, in a few minutes on 2 CPU cores.
+#: STCA's settings: 16 maps, 201 optimizer steps (one epoch over the stride-1 windows) at the
+#: default learning rate 1e-3, with the default regression decoder: about a minute on 2 CPU
+#: cores.
 DEMO_STCA = {"n_components": 16, "n_epochs": 1, "learning_rate": 1e-3}
 
 #: The comparison: the paper's windows (40 scans, stride 1) and threshold (z >= 3.6); every
