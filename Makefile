@@ -22,9 +22,9 @@ demo: $(BIN)/nilearn-stca
 test: $(BIN)/nilearn-stca
 	$(BIN)/python -m pytest -n 2 tests
 
-# The measurements recorded in benchmarks/README.md (about 1.7 hours on 2 cores), and a
+# The measurements recorded in benchmarks/README.md (about 4 hours on 2 cores), and a
 # smoke run of every benchmark at a small size (a few minutes).
-BENCHMARKS := stca_speed sweep_memory sliding_baselines autoencoder_widths hcp_subject
+BENCHMARKS := stca_speed sweep_memory sliding_baselines autoencoder_widths hcp_subject stca_learning
 
 bench: $(BIN)/nilearn-stca
 	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done
