@@ -1,0 +1,551 @@
+"""What STCA learns: diagnosis of its training and one row per lever, against the baselines.
+
+For each simulator configuration (``--configs``) this benchmark simulates one run, masks it
+as :class:`~nilearn_stca.STCADecomposition` does (detrend, per-voxel z-score over the run)
+and reports:
+
+- references on the same windows: maps that use the truth (each voxel's correlation with
+  the planted signal of each network in the window: the best a map of that window can do),
+  per-window PCA, SDL's window maps and ICA's and SDL's static maps (this package's
+  baselines);
+- for every lever (``--levers``), a network trained from the same seed on the same windows
+  (stride 1, in a random order, one window per Adam step) and measured before and after
+  training: the loss against steps, the share of each window's variance it reconstructs
+  beside the share the planted networks carry, the gradient norm reaching the
+  spatial-attention convolutions against the autoencoder's, what the attention logits
+  follow (correlation over voxels with the planted maps, the window's voxel mean and
+  temporal variance, the distance to the brain's edge and the noise), whether the maps stay
+  distinct (mean absolute correlation between maps, and their effective number), what
+  channel attention does (spread of its weights over windows), and the recovery: IoU of
+  the best-matched map at z >= 3.6 and best correlation with the planted networks active in
+  each window, the same IoU for the inactive networks, and the IoU of the static map (mean
+  of the window z-maps).
+
+The levers are network and training variants written here (the paper's block is
+:class:`~nilearn_stca.network.STCABlock`); one that earns its place becomes a parameter of
+the estimator. Run from the repository root::
+
+    python -m benchmarks.stca_learning                  # every lever, both configurations
+    python -m benchmarks.stca_learning --quick          # 3 levers, 30 steps, one configuration
+    python -m benchmarks.stca_learning --levers paper linear --configs smith --steps 400
+"""
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from nilearn.maskers import NiftiMasker
+from nilearn.masking import apply_mask
+from scipy.ndimage import distance_transform_edt
+from torch import nn
+from torch.nn import functional as F
+
+from nilearn_stca._grid import BrainBox
+from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
+from nilearn_stca.datasets import simulate_dynamic_rsfmri
+from nilearn_stca.evaluation.metrics import score_maps
+from nilearn_stca.evaluation.truth import TRUTH_THRESHOLD
+from nilearn_stca.maps import zscore_maps
+from nilearn_stca.network import ResidualConvBlock, STCANetwork, regression_reconstruction
+from nilearn_stca.windows import window_starts
+
+from ._common import default_threads, fill_size_defaults, header
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "rsn_templates"
+YEO17 = SHARED / "yeo2011" / "yeo-17-liberal_network_4D_2mm_bin.nii.gz"
+
+#: Simulator configurations. "smith" is the demo's data; "yeo17" changes the networks (the
+#: 17 Yeo 2011 networks, or procedural ones where the file is absent), the TR, the SNR, the
+#: run length and the seed.
+CONFIGS = {
+    "smith": {"n_scans": 240, "resolution": 8, "snr": 3.0, "random_state": 0},
+    "yeo17": {
+        "n_scans": 300,
+        "resolution": 8,
+        "snr": 1.5,
+        "t_r": 2.0,
+        "networks": str(YEO17) if YEO17.exists() else "procedural",
+        "n_networks": 17,
+        "random_state": 1,
+    },
+}
+
+#: Each lever: what differs from the paper's configuration (its keys are those of
+#: :func:`train_and_measure`). "paper" is the paper's network and protocol (lr 1e-4).
+LEVERS = {
+    "paper": {},
+    "lr 1e-3": {"learning_rate": 1e-3},
+    "lr 1e-3, warm-up + cosine decay": {"learning_rate": 1e-3, "schedule": "warmup_cosine"},
+    "lr 1e-3, gradient clipping 1": {"learning_rate": 1e-3, "clip": 1.0},
+    "lr 1e-3, batch 4": {"learning_rate": 1e-3, "batch_size": 4},
+    "per-window z-score": {"learning_rate": 1e-3, "normalization": "window"},
+    "global scaling per window": {"learning_rate": 1e-3, "normalization": "window_global"},
+    "SA reads f (eq. 4 as written)": {"learning_rate": 1e-3, "sa_input": "f"},
+    "attention convs init x0.1": {"learning_rate": 1e-3, "sa_init_scale": 0.1},
+    "autoencoder depth 1": {"learning_rate": 1e-3, "decoder_depth": 1},
+    "linear decoder (depth 0)": {"learning_rate": 1e-3, "decoder_depth": 0},
+    "no batch norm": {"learning_rate": 1e-3, "batch_norm": False},
+    "sparsity 0.1": {"learning_rate": 1e-3, "sparsity": 0.1},
+    "decorrelation 1": {"learning_rate": 1e-3, "decorrelation": 1.0},
+    "sparsity 1 + decorrelation 1": {"learning_rate": 1e-3, "sparsity": 1.0, "decorrelation": 1.0},
+    "regression decoder": {"learning_rate": 1e-3, "decoder": "regression"},
+    "regression decoder, sparsity 0.1": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "sparsity": 0.1,
+    },
+    "regression decoder, SA reads f": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "sa_input": "f",
+    },
+}
+QUICK_LEVERS = ["paper", "lr 1e-3", "regression decoder"]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.stca_learning", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="3 levers, 30 steps, smith only")
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, help="default: both")
+    parser.add_argument("--levers", nargs="+", choices=LEVERS, metavar="LEVER")
+    parser.add_argument("--steps", type=int, help="Adam steps per lever (default 200)")
+    parser.add_argument("--n-components", type=int, default=16, help="maps (default 16)")
+    parser.add_argument("--eval-stride", type=int, default=5, help="score every Nth window")
+    parser.add_argument("--seed", type=int, default=0, help="network and window-order seed")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--json", type=Path, help="also append every row to this JSON-lines file")
+    args = parser.parse_args(argv)
+    return fill_size_defaults(
+        args,
+        quick={"configs": ["smith"], "levers": QUICK_LEVERS, "steps": 30},
+        full={"configs": list(CONFIGS), "levers": list(LEVERS), "steps": 200},
+    )
+
+
+# ---------------------------------------------------------------------- data
+class Data:
+    """One simulated run, masked as the estimator masks it, with its truth."""
+
+    def __init__(self, name, window_length=40):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sim = simulate_dynamic_rsfmri(**CONFIGS[name])
+            masker = NiftiMasker(sim.mask_img, standardize="zscore_sample", detrend=True).fit()
+            self.run = masker.transform(sim.func[0]).astype(np.float32)
+        self.name, self.sim, self.masker = name, sim, masker
+        self.truth = apply_mask(sim.maps_img, sim.mask_img).astype(np.float32)
+        self.truth_masks = self.truth >= TRUTH_THRESHOLD
+        self.signals = sim.timecourses[0] * sim.amplitudes[0]
+        self.window_length = window_length
+        mask = np.asanyarray(sim.mask_img.dataobj) > 0
+        self.box = BrainBox(mask, 16)
+        self.edge_distance = distance_transform_edt(mask)[mask]
+        self.starts = window_starts(len(self.run), window_length, 1)
+
+    def window(self, start):
+        return self.run[start : start + self.window_length]
+
+    def active(self, start):
+        envelope = self.sim.amplitudes[0][start : start + self.window_length].mean(axis=0)
+        return envelope > 0.5
+
+    def network_share(self, start):
+        """Share of the window's variance in the span of the planted maps, and the residual.
+
+        Each volume is regressed on the planted maps (a few regressors, thousands of
+        voxels), so the share hardly overfits; the residual's sd per voxel is the noise.
+        """
+        window = self.window(start) - self.window(start).mean(axis=0)
+        coefficients = np.linalg.lstsq(self.truth.T, window.T, rcond=None)[0]
+        noise = window - (self.truth.T @ coefficients).T
+        return 1 - np.sum(noise**2) / np.sum(window**2), noise.std(axis=0)
+
+    def truth_correlation_maps(self, start):
+        """Each voxel's correlation with each planted signal over the window."""
+        window = self.window(start) - self.window(start).mean(axis=0)
+        signals = self.signals[start : start + self.window_length]
+        signals = signals - signals.mean(axis=0)
+        window = window / (np.linalg.norm(window, axis=0) + 1e-9)
+        signals = signals / (np.linalg.norm(signals, axis=0) + 1e-9)
+        return signals.T @ window
+
+
+def _standardize_rows(maps):
+    maps = maps - maps.mean(axis=1, keepdims=True)
+    return maps / (maps.std(axis=1, keepdims=True) + 1e-9)
+
+
+def correlation(maps, targets):
+    """(n_maps, n_targets) Pearson correlations over voxels."""
+    return _standardize_rows(maps) @ _standardize_rows(targets).T / maps.shape[1]
+
+
+def recovery(data, z_maps, start):
+    """Scores of one window's maps against the planted networks.
+
+    ``iou`` (every network, best-matched map), ``active`` / ``inactive`` (the IoU of the
+    networks active in the window or not), ``corr`` (best correlation of a map with each
+    active network) and ``lenient`` (the active networks' IoU when the maps are z-scored over
+    the whole grid, the voxels outside the brain counted as zeros, as the authors' code does).
+    """
+    names = list(range(len(data.truth)))
+    iou = score_maps(z_maps, data.truth_masks, names, 3.6)["iou"].to_numpy()
+    raw = _standardize_rows(z_maps)
+    n_grid = data.sim.mask_img.shape
+    n_grid = n_grid[0] * n_grid[1] * n_grid[2]
+    mean = raw.sum(axis=1, keepdims=True) / n_grid
+    sd = np.sqrt((raw**2).sum(axis=1, keepdims=True) / n_grid - mean**2)
+    lenient = score_maps((raw - mean) / sd, data.truth_masks, names, 3.6)["iou"].to_numpy()
+    active = data.active(start)
+    return {
+        "iou": iou,
+        "active": iou[active],
+        "inactive": iou[~active],
+        "corr": correlation(z_maps, data.truth).max(axis=0)[active],
+        "lenient": lenient[active],
+    }
+
+
+def summarize(window_rows):
+    """Means over (window, network) pairs, and the best-window reading."""
+    if not window_rows:
+        return {}
+    parts = {key: np.concatenate([row[key] for row in window_rows]) for key in window_rows[0]}
+    best = np.max([row["iou"] for row in window_rows], axis=0)
+    return {
+        "window_iou": parts["active"].mean(),
+        "inactive_iou": parts["inactive"].mean() if parts["inactive"].size else np.nan,
+        "window_corr": parts["corr"].mean(),
+        "lenient_iou": parts["lenient"].mean(),
+        "best_window_iou": best.mean(),
+    }
+
+
+# ---------------------------------------------------------------------- references
+def references(data, eval_starts, n_components):
+    rows = []
+    truth_rows, sparse_rows, pca_rows = [], [], []
+    for start in eval_starts:
+        maps = data.truth_correlation_maps(start)
+        truth_rows.append(recovery(data, zscore_maps(maps), start))
+        sparse = np.where(maps >= np.quantile(maps, 0.95, axis=1, keepdims=True), maps, 0)
+        sparse_rows.append(recovery(data, zscore_maps(sparse), start))
+        window = data.window(start) - data.window(start).mean(axis=0)
+        _, singular, vt = np.linalg.svd(window, full_matrices=False)
+        maps = vt[:n_components] * singular[:n_components, None]
+        skew = np.mean(_standardize_rows(maps) ** 3, axis=1)
+        pca_rows.append(recovery(data, zscore_maps(maps * np.sign(skew)[:, None]), start))
+    rows.append(_reference_row("truth-correlation maps (uses the truth)", truth_rows))
+    rows.append(_reference_row("the same, top 5% of voxels kept (sparse)", sparse_rows))
+    rows.append(_reference_row(f"window PCA ({n_components} maps)", pca_rows))
+    func, mask = data.sim.func[0], data.sim.mask_img
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, cls, params in [
+            ("SDL", SDLDecomposition, {}),
+            ("ICA", ICADecomposition, {"n_init": 1}),
+        ]:
+            started = time.perf_counter()
+            est = cls(n_components=n_components, mask=mask, random_state=0, **params).fit(func)
+            static = score_maps(
+                est.components_, data.truth_masks, list(range(len(data.truth))), 3.6
+            )
+            window_rows = []
+            if name == "SDL":
+                for start, maps in est.iter_window_maps(func, stride=int(eval_starts[1])):
+                    window_rows.append(recovery(data, maps, start))
+            row = _reference_row(name, window_rows)
+            row.update(static_iou=static["iou"].mean(), seconds=time.perf_counter() - started)
+            rows.append(row)
+    return rows
+
+
+def _reference_row(name, window_rows):
+    return {"lever": name, **summarize(window_rows)}
+
+
+# ---------------------------------------------------------------------- lever networks
+class LeverNetwork(STCANetwork):
+    """The paper's network with the levers' variants of its block and decoder."""
+
+    def __init__(
+        self,
+        window_length,
+        n_components,
+        *,
+        decoder="autoencoder",
+        sa_input="f1",
+        decoder_depth=4,
+        batch_norm=True,
+        sa_init_scale=1.0,
+    ):
+        super().__init__(window_length, n_components, decoder=decoder)
+        self.sa_input = sa_input
+        widths = self.config["autoencoder_widths"][:decoder_depth]
+        if decoder == "autoencoder" and decoder_depth < 4:
+            self.autoencoder = _ShallowAutoencoder(n_components, window_length, widths)
+        if not batch_norm and self.autoencoder is not None:
+            for module in self.autoencoder.modules():
+                for name, child in module.named_children():
+                    if isinstance(child, nn.BatchNorm3d):
+                        setattr(module, name, nn.Identity())
+        with torch.no_grad():
+            for conv in (self.stca.spatial_conv1, self.stca.spatial_conv2):
+                conv.weight.mul_(sa_init_scale)
+
+    def block(self, x, mask):
+        """``(f, CA, features gated by SA, SA)``."""
+        stca = self.stca
+        f = F.gelu(stca.embed(x)) * mask
+        weights = stca.channel_attention(f, mask)
+        f1 = f * weights[:, :, None, None, None]
+        source = f1 if self.sa_input == "f1" else f
+        sa = stca.spatial_conv2(F.gelu(stca.spatial_conv1(source)) * mask) * mask
+        return f, weights, source * torch.sigmoid(sa), sa
+
+    def forward(self, x, mask=None):
+        _, _, attended, sa = self.block(x, mask)
+        if self.autoencoder is None:
+            maps = torch.sigmoid(sa) * mask
+            reconstruction = regression_reconstruction(x.flatten(2), maps.flatten(2))
+            return reconstruction.reshape(x.shape), sa
+        return self.autoencoder(attended), sa
+
+
+class _ShallowAutoencoder(nn.Module):
+    """The guiding autoencoder with fewer levels; depth 0 is a 1x1x1 linear decoder."""
+
+    def __init__(self, in_channels, out_channels, widths):
+        super().__init__()
+        self.down, self.up = nn.ModuleList(), nn.ModuleList()
+        previous = in_channels
+        for width in widths:
+            self.down.append(ResidualConvBlock(previous, width))
+            previous = width
+        for width in reversed(widths):
+            self.up.append(ResidualConvBlock(previous, width))
+            previous = width
+        self.head = nn.Conv3d(previous, out_channels, kernel_size=1)
+
+    def forward(self, x):
+        for block in self.down:
+            x = F.max_pool3d(block(x), kernel_size=2)
+        for block in self.up:
+            x = block(F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False))
+        return self.head(x)
+
+
+def _normalize(window, how):
+    if how == "window":
+        return (window - window.mean(axis=0)) / (window.std(axis=0) + 1e-6)
+    if how == "window_global":
+        return (window - window.mean(axis=0)) / (window.std() + 1e-6)
+    return window
+
+
+def _gradient_norm(modules):
+    squares = [p.grad.pow(2).sum() for m in modules for p in m.parameters() if p.grad is not None]
+    return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+
+
+def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box):
+    penalty = sa.new_zeros(())
+    if sparsity:
+        penalty = penalty + sparsity * (torch.sigmoid(sa) * mask).sum() / (n_brain * sa.shape[1])
+    if decorrelation:
+        maps = box.to_vectors(sa).flatten(0, 1) if sa.shape[0] == 1 else None
+        if maps is None:
+            maps = box.to_vectors(sa)[0]
+        maps = maps - maps.mean(dim=1, keepdim=True)
+        maps = maps / (maps.norm(dim=1, keepdim=True) + 1e-6)
+        gram = maps @ maps.T
+        off = gram - torch.diag(torch.diag(gram))
+        n = len(gram)
+        penalty = penalty + decorrelation * off.pow(2).sum() / (n * (n - 1))
+    return penalty
+
+
+def measure_maps(network, data, eval_starts, normalization):
+    """What the attention logits follow, and the recovery, over the evaluation windows."""
+    mask = data.box.mask_tensor()
+    rows = {key: [] for key in ("recovery", "follow", "ca", "distinct")}
+    static = np.zeros((network.config["n_components"], data.box.n_voxels))
+    network.eval()
+    with torch.no_grad():
+        for start in eval_starts:
+            window = data.window(start)
+            x = data.box.to_box(torch.from_numpy(_normalize(window, normalization)))[None]
+            _, weights, _, sa = network.block(x, mask)
+            z_maps = zscore_maps(data.box.to_vectors(sa)[0].numpy())
+            static += z_maps
+            rows["ca"].append(weights[0].numpy())
+            _, noise = data.network_share(start)
+            targets = np.stack(
+                [window.mean(axis=0), window.var(axis=0), data.edge_distance, noise]
+            )
+            follow = np.abs(correlation(z_maps, targets)).mean(axis=0)
+            planted = np.abs(correlation(z_maps, data.truth[data.active(start)]))
+            rows["follow"].append(
+                [planted.max(axis=0).mean() if planted.size else np.nan, *follow]
+            )
+            pairwise = np.abs(correlation(z_maps, z_maps))
+            eigen = np.linalg.eigvalsh(correlation(z_maps, z_maps))
+            effective = eigen.sum() ** 2 / np.sum(eigen**2)
+            n = len(z_maps)
+            rows["distinct"].append([(pairwise.sum() - n) / (n * (n - 1)), effective])
+            rows["recovery"].append(recovery(data, z_maps, start))
+    static = zscore_maps(static / len(eval_starts))
+    static_scores = score_maps(static, data.truth_masks, list(range(len(data.truth))), 3.6)
+    follow = np.nanmean(rows["follow"], axis=0)
+    distinct = np.mean(rows["distinct"], axis=0)
+    return {
+        **summarize(rows["recovery"]),
+        "static_iou": static_scores["iou"].mean(),
+        "follows_planted": follow[0],
+        "follows_mean": follow[1],
+        "follows_variance": follow[2],
+        "follows_edge": follow[3],
+        "follows_noise": follow[4],
+        "map_abs_corr": distinct[0],
+        "effective_maps": distinct[1],
+        "ca_spread": np.std(rows["ca"], axis=0).mean(),
+    }
+
+
+def train_and_measure(
+    data,
+    steps,
+    n_components,
+    eval_starts,
+    seed=0,
+    learning_rate=1e-4,
+    schedule=None,
+    clip=None,
+    batch_size=1,
+    normalization="run",
+    sparsity=0.0,
+    decorrelation=0.0,
+    **network_options,
+):
+    torch.manual_seed(seed)
+    network = LeverNetwork(data.window_length, n_components, **network_options)
+    before = measure_maps(network, data, eval_starts, normalization)
+    mask = data.box.mask_tensor()
+    n_brain = mask.sum()
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    scheduler = None
+    if schedule == "warmup_cosine":
+        warmup = max(1, steps // 10)
+
+        def factor(step):
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, steps - warmup)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    rng = np.random.RandomState(seed)
+    order = np.concatenate([rng.permutation(len(data.starts)) for _ in range(1 + steps // 100)])
+    losses, shares, reconstructed, grad_sa, grad_ae = [], [], [], [], []
+    network.train()
+    started = time.perf_counter()
+    for step in range(steps):
+        batch = data.starts[order[step * batch_size : (step + 1) * batch_size]]
+        windows = np.stack([_normalize(data.window(s), normalization) for s in batch])
+        x = data.box.to_box(torch.from_numpy(windows))
+        reconstruction, sa = network(x, mask)
+        loss = ((reconstruction - x) ** 2 * mask).sum() / (n_brain * x.shape[0] * x.shape[1])
+        total = loss + _regularizers(sa, mask, n_brain, sparsity, decorrelation, data.box)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_sa.append(_gradient_norm([network.stca.spatial_conv1, network.stca.spatial_conv2]))
+        # The regression decoder has no weights: no ratio then.
+        decoder = [network.autoencoder] if network.autoencoder is not None else []
+        grad_ae.append(_gradient_norm(decoder) if decoder else np.nan)
+        if clip:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(float(loss))
+        variance = float((x**2 * mask).sum() / (n_brain * x.shape[0] * x.shape[1]))
+        reconstructed.append(1 - losses[-1] / variance)
+        shares.append(np.mean([data.network_share(s)[0] for s in batch]))
+    seconds = time.perf_counter() - started
+    after = measure_maps(network, data, eval_starts, normalization)
+    quarter = max(1, steps // 4)
+    row = {
+        "loss_start": np.mean(losses[:quarter]),
+        "loss_end": np.mean(losses[-quarter:]),
+        "reconstructed_end": np.mean(reconstructed[-quarter:]),
+        "network_share": np.mean(shares),
+        "grad_sa_over_ae": np.mean(grad_sa) / max(np.mean(grad_ae), 1e-12),
+        "steps": steps,
+        "seconds": seconds,
+    }
+    row.update(after)
+    row.update(
+        {f"untrained_{k}": before[k] for k in ("window_iou", "window_corr", "follows_planted")}
+    )
+    return row
+
+
+COLUMNS = {
+    "window_iou": "window IoU",
+    "inactive_iou": "inactive IoU",
+    "window_corr": "window corr",
+    "static_iou": "static IoU",
+    "lenient_iou": "lenient IoU",
+    "best_window_iou": "best-window IoU",
+    "loss_end": "loss (last 1/4)",
+    "reconstructed_end": "var. reconstructed",
+    "network_share": "var. of networks",
+    "grad_sa_over_ae": "grad SA / AE",
+    "follows_planted": "|r| planted",
+    "follows_mean": "|r| mean",
+    "follows_variance": "|r| variance",
+    "follows_edge": "|r| edge",
+    "follows_noise": "|r| noise",
+    "map_abs_corr": "|r| between maps",
+    "effective_maps": "effective maps",
+    "ca_spread": "CA sd over windows",
+    "untrained_window_corr": "untrained corr",
+    "untrained_best_window_iou": "untrained best-window IoU",
+    "seconds": "train s",
+}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    threads = default_threads()
+    if args.threads:
+        torch.set_num_threads(threads := args.threads)
+    print(header(threads, f"{args.steps} steps, {args.n_components} maps"))
+    for name in args.configs:
+        data = Data(name)
+        eval_starts = data.starts[:: args.eval_stride]
+        print(f"\n### {name}: {data.sim.description}\n")
+        rows = references(data, eval_starts, args.n_components)
+        for lever in args.levers:
+            row = train_and_measure(
+                data, args.steps, args.n_components, eval_starts, seed=args.seed, **LEVERS[lever]
+            )
+            row["lever"] = lever
+            rows.append(row)
+            if args.json:
+                with args.json.open("a") as stream:
+                    stream.write(json.dumps({"config": name, **row}, default=float) + "\n")
+            print(f"  {lever}: window IoU {row['window_iou']:.3f}, corr {row['window_corr']:.3f}")
+        table = pd.DataFrame(rows).set_index("lever")
+        table = table[[c for c in COLUMNS if c in table]].rename(columns=COLUMNS)
+        print(table.to_markdown(floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
