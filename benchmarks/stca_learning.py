@@ -491,7 +491,10 @@ def train_and_measure(
     }
     row.update(after)
     row.update(
-        {f"untrained_{k}": before[k] for k in ("window_iou", "window_corr", "follows_planted")}
+        {
+            f"untrained_{k}": before[k]
+            for k in ("window_iou", "window_corr", "best_window_iou", "follows_planted")
+        }
     )
     return row
 
