@@ -51,7 +51,7 @@ from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.metrics import score_maps
 from nilearn_stca.evaluation.truth import TRUTH_THRESHOLD
 from nilearn_stca.maps import zscore_maps
-from nilearn_stca.network import ResidualConvBlock, STCANetwork, regression_reconstruction
+from nilearn_stca.network import GuidingAutoencoder, STCANetwork, regression_reconstruction
 from nilearn_stca.windows import window_starts
 
 from ._common import default_threads, fill_size_defaults, header
@@ -290,7 +290,8 @@ class LeverNetwork(STCANetwork):
         self.sa_input = sa_input
         widths = self.config["autoencoder_widths"][:decoder_depth]
         if decoder == "autoencoder" and decoder_depth < 4:
-            self.autoencoder = _ShallowAutoencoder(n_components, window_length, widths)
+            # The guiding autoencoder with fewer levels; depth 0 is a 1x1x1 linear decoder.
+            self.autoencoder = GuidingAutoencoder(n_components, window_length, widths)
         if not batch_norm and self.autoencoder is not None:
             for module in self.autoencoder.modules():
                 for name, child in module.named_children():
@@ -317,29 +318,6 @@ class LeverNetwork(STCANetwork):
             reconstruction = regression_reconstruction(x.flatten(2), maps.flatten(2))
             return reconstruction.reshape(x.shape), sa
         return self.autoencoder(attended), sa
-
-
-class _ShallowAutoencoder(nn.Module):
-    """The guiding autoencoder with fewer levels; depth 0 is a 1x1x1 linear decoder."""
-
-    def __init__(self, in_channels, out_channels, widths):
-        super().__init__()
-        self.down, self.up = nn.ModuleList(), nn.ModuleList()
-        previous = in_channels
-        for width in widths:
-            self.down.append(ResidualConvBlock(previous, width))
-            previous = width
-        for width in reversed(widths):
-            self.up.append(ResidualConvBlock(previous, width))
-            previous = width
-        self.head = nn.Conv3d(previous, out_channels, kernel_size=1)
-
-    def forward(self, x):
-        for block in self.down:
-            x = F.max_pool3d(block(x), kernel_size=2)
-        for block in self.up:
-            x = block(F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False))
-        return self.head(x)
 
 
 def _normalize(window, how):

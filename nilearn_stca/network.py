@@ -139,8 +139,9 @@ class GuidingAutoencoder(nn.Module):
         Number of attended feature maps (C).
     out_channels : int
         Number of volumes to reconstruct (T).
-    widths : sequence of 4 int
-        Channel width of each level, from the finest to the coarsest.
+    widths : sequence of int
+        Channel width of each level, from the finest to the coarsest: four levels in
+        :class:`STCANetwork`; fewer give a shallower bottleneck, none a 1x1x1 linear decoder.
     """
 
     def __init__(self, in_channels, out_channels, widths=DEFAULT_AUTOENCODER_WIDTHS):
