@@ -9,7 +9,7 @@ import socket
 import time
 import uuid
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -79,6 +79,22 @@ def atomic_path(path):
             shutil.rmtree(temporary)
         else:
             temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_paths():
+    """Yield ``stage``: ``stage(path)`` gives a temporary path, as :func:`atomic_path` does.
+
+    Every staged file is renamed onto its path only when the block succeeds, so a set of files
+    is replaced together; if anything fails, none is. Files are renamed in the reverse order
+    of staging: the first file staged appears last.
+    """
+    with ExitStack() as stack:
+
+        def stage(path):
+            return stack.enter_context(atomic_path(path))
+
+        yield stage
 
 
 # ---------------------------------------------------------------------- folder lock

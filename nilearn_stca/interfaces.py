@@ -54,7 +54,7 @@ from nipype.interfaces.base import (
 from threadpoolctl import threadpool_limits
 
 from ._checks import read_confounds
-from ._io import atomic_path
+from ._io import atomic_path, atomic_paths
 from .baselines import ICADecomposition, SDLDecomposition
 from .decomposition import STCADecomposition
 from .evaluation.comparison import result_rows
@@ -667,11 +667,7 @@ class ComparisonReport(SimpleInterface):
         results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
         # The folder's files are renamed together once all are written, so a failure leaves
         # an earlier comparison's files as they were, consistent with each other.
-        with contextlib.ExitStack() as stack:
-
-            def stage(path):
-                return stack.enter_context(atomic_path(path))
-
+        with atomic_paths() as stage:
             for table, maps_file in zip(tables, _flatten(inputs.maps_files), strict=True):
                 subject, method = table.subject.iloc[0], table.method.iloc[0]
                 shutil.copyfile(maps_file, stage(out_dir / "maps" / f"{subject}_{method}.nii.gz"))

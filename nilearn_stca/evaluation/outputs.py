@@ -1,12 +1,11 @@
 """Tables, figures and the HTML report of a finished comparison folder."""
 
 import json
-from contextlib import ExitStack
 from pathlib import Path
 
 from nilearn.image import load_img
 
-from .._io import atomic_path
+from .._io import atomic_paths
 from .figures import plot_iou_over_windows, plot_matched_maps, plot_static_iou
 from .report import write_report
 from .results_folder import RESULTS_FILE, SETTINGS_FILE, TEMPLATES_FILE, read_results
@@ -85,12 +84,12 @@ def write_comparison_report(
     }
     settings_file = out_dir / SETTINGS_FILE
     settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-    # Each file goes to a temporary name, renamed when the stack closes without error.
-    with ExitStack() as stack:
+    # Each file goes to a temporary name; all are renamed once every one is written.
+    with atomic_paths() as stage_file:
         staged = {}
 
         def stage(path):
-            staged[path] = stack.enter_context(atomic_path(path))
+            staged[path] = stage_file(path)
             return staged[path]
 
         # Staged first, so renamed last: a new report.html means every file is new.
