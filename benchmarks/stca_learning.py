@@ -336,19 +336,20 @@ def _gradient_norm(modules):
 
 
 def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box):
+    """Per-window means of the attention's sparsity and of its maps' squared correlations."""
+    batch, n_maps = sa.shape[:2]
     penalty = sa.new_zeros(())
     if sparsity:
-        penalty = penalty + sparsity * (torch.sigmoid(sa) * mask).sum() / (n_brain * sa.shape[1])
+        penalty = penalty + sparsity * (torch.sigmoid(sa) * mask).sum() / (
+            n_brain * n_maps * batch
+        )
     if decorrelation:
-        maps = box.to_vectors(sa).flatten(0, 1) if sa.shape[0] == 1 else None
-        if maps is None:
-            maps = box.to_vectors(sa)[0]
-        maps = maps - maps.mean(dim=1, keepdim=True)
-        maps = maps / (maps.norm(dim=1, keepdim=True) + 1e-6)
-        gram = maps @ maps.T
-        off = gram - torch.diag(torch.diag(gram))
-        n = len(gram)
-        penalty = penalty + decorrelation * off.pow(2).sum() / (n * (n - 1))
+        maps = box.to_vectors(sa)  # (B, C, n_voxels)
+        maps = maps - maps.mean(dim=2, keepdim=True)
+        maps = maps / (maps.norm(dim=2, keepdim=True) + 1e-6)
+        gram = maps @ maps.transpose(1, 2)
+        off = gram - torch.diag_embed(gram.diagonal(dim1=1, dim2=2))
+        penalty = penalty + decorrelation * off.pow(2).sum() / (batch * n_maps * (n_maps - 1))
     return penalty
 
 
