@@ -106,6 +106,26 @@ LEVERS = {
         "decoder": "regression",
         "sa_input": "f",
     },
+    "regression decoder, batch 4": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "batch_size": 4,
+    },
+    "regression decoder, global scaling per window": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "normalization": "window_global",
+    },
+    "regression decoder, heavy-tailed maps 0.1": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "heavy_tails": 0.1,
+    },
+    "regression decoder, heavy-tailed maps 1": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "heavy_tails": 1.0,
+    },
 }
 QUICK_LEVERS = ["paper", "lr 1e-3", "regression decoder"]
 
@@ -335,10 +355,19 @@ def _gradient_norm(modules):
     return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
 
 
-def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box):
-    """Per-window means of the attention's sparsity and of its maps' squared correlations."""
+def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box, heavy_tails=0.0):
+    """Per-window means of the attention's sparsity and of its maps' squared correlations.
+
+    ``heavy_tails`` weighs the mean absolute value of each logit map z-scored over the brain:
+    at unit variance it is smallest for a map with a few voxels far above a flat rest (the
+    maps that z >= 3.6 can threshold), as FastICA's contrast rewards non-Gaussian sources.
+    """
     batch, n_maps = sa.shape[:2]
     penalty = sa.new_zeros(())
+    if heavy_tails:
+        maps = box.to_vectors(sa)
+        maps = (maps - maps.mean(dim=2, keepdim=True)) / (maps.std(dim=2, keepdim=True) + 1e-6)
+        penalty = penalty + heavy_tails * maps.abs().mean()
     if sparsity:
         penalty = penalty + sparsity * (torch.sigmoid(sa) * mask).sum() / (
             n_brain * n_maps * batch
@@ -413,6 +442,7 @@ def train_and_measure(
     normalization="run",
     sparsity=0.0,
     decorrelation=0.0,
+    heavy_tails=0.0,
     **network_options,
 ):
     torch.manual_seed(seed)
@@ -432,7 +462,9 @@ def train_and_measure(
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     rng = np.random.RandomState(seed)
-    order = np.concatenate([rng.permutation(len(data.starts)) for _ in range(1 + steps // 100)])
+    # Random orders of all windows, one after the other, for steps * batch_size windows.
+    n_orders = 1 + (steps * batch_size) // len(data.starts)
+    order = np.concatenate([rng.permutation(len(data.starts)) for _ in range(n_orders)])
     losses, shares, reconstructed, grad_sa, grad_ae = [], [], [], [], []
     network.train()
     started = time.perf_counter()
@@ -442,7 +474,9 @@ def train_and_measure(
         x = data.box.to_box(torch.from_numpy(windows))
         reconstruction, sa = network(x, mask)
         loss = ((reconstruction - x) ** 2 * mask).sum() / (n_brain * x.shape[0] * x.shape[1])
-        total = loss + _regularizers(sa, mask, n_brain, sparsity, decorrelation, data.box)
+        total = loss + _regularizers(
+            sa, mask, n_brain, sparsity, decorrelation, data.box, heavy_tails
+        )
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         grad_sa.append(_gradient_norm([network.stca.spatial_conv1, network.stca.spatial_conv2]))
@@ -454,7 +488,7 @@ def train_and_measure(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         variance = float((x**2 * mask).sum() / (n_brain * x.shape[0] * x.shape[1]))
         reconstructed.append(1 - losses[-1] / variance)
         shares.append(np.mean([data.network_share(s)[0] for s in batch]))

@@ -2,10 +2,9 @@
 
 import numpy as np
 import torch
-from nilearn.maskers import MultiNiftiMasker, NiftiMapsMasker, NiftiMasker
+from nilearn.maskers import MultiNiftiMasker, NiftiMasker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from ._checks import (
     check_fbn_threshold,
@@ -14,9 +13,9 @@ from ._checks import (
     check_same_grid,
     load_runs,
     mask_run,
-    pair_with_confounds,
     resolve_device,
 )
+from ._decomposition_api import DecompositionAPIMixin
 from ._grid import BrainBox
 from ._persistence import NetworkPicklingMixin
 from ._training import CONV_ALGORITHMS, iter_attention_logits, train_network
@@ -26,24 +25,6 @@ from .network import DECODERS, DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STC
 from .static_maps import STATIC_MAPS, clustered_static_maps, mean_static_maps
 from .windows import window_starts
 
-
-def _explained_variance(data, components, per_component=False):
-    """Share of the variance of ``data`` (n_samples, n_voxels) explained by ``components``."""
-    total = np.sum(data**2)
-    norms = np.linalg.norm(components, axis=1)
-    norms[norms == 0] = 1
-    unit = components / norms[:, None]
-    if per_component:
-        loadings = data @ unit.T
-        residual = [
-            np.sum((data - np.outer(loadings[:, i], unit[i])) ** 2) for i in range(len(unit))
-        ]
-        return np.maximum(0.0, 1.0 - np.array(residual) / total)
-    coef, *_ = np.linalg.lstsq(unit.T, data.T, rcond=None)
-    residual = np.sum((data - coef.T @ unit) ** 2)
-    return max(0.0, 1.0 - residual / total)
-
-
 #: The paper's settings where the defaults differ, and its number of maps: with these
 #: (and the default windows of 40 scans at stride 1, one epoch, one window per step and
 #: z >= 3.6) the estimator trains as Liu et al. (2023) describe. Static maps are not
@@ -51,7 +32,9 @@ def _explained_variance(data, components, per_component=False):
 PAPER_SETTINGS = {"n_components": 64, "learning_rate": 1e-4, "decoder": "autoencoder"}
 
 
-class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin, BaseEstimator):
+class STCADecomposition(
+    DecompositionAPIMixin, WindowMapsMixin, NetworkPicklingMixin, TransformerMixin, BaseEstimator
+):
     """Spatial-temporal convolutional attention (STCA) decomposition of fMRI.
 
     Finds dynamic functional brain networks (FBNs) as in Liu et al. (ISBI 2023): a 3D
@@ -354,14 +337,7 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
 
         self.components_ = self._static_maps(runs, seed)
         self.components_img_ = masker.inverse_transform(self.components_)
-        self.maps_masker_ = NiftiMapsMasker(
-            self.components_img_,
-            mask_img=self.mask_img_,
-            resampling_target="maps",
-            standardize=None,
-            memory=self.memory,
-            memory_level=self.memory_level,
-        ).fit()
+        self._fit_maps_masker()
         return self
 
     def _iter_run_maps(self, run, starts, desc="STCA windows"):
@@ -393,48 +369,3 @@ class STCADecomposition(WindowMapsMixin, NetworkPicklingMixin, TransformerMixin,
         if self.static_maps == "mean":
             return mean_static_maps(windows)
         return clustered_static_maps(windows, self.n_components, self.threshold, seed)
-
-    # ------------------------------------------------------------------ nilearn decomposition API
-    @property
-    def n_elements_(self):
-        check_is_fitted(self)
-        return self.maps_masker_.n_elements_
-
-    def transform(self, imgs, confounds=None):
-        """Project each run on the static maps (least squares), as nilearn's decompositions.
-
-        Returns
-        -------
-        loadings : list of ndarray, shape (n_scans, n_components) each
-        """
-        check_is_fitted(self)
-        return [
-            self.maps_masker_.transform(img, confounds=conf)
-            for img, conf in pair_with_confounds(imgs, confounds)
-        ]
-
-    def inverse_transform(self, loadings):
-        """Images ``loadings @ components_`` for each list entry (n_scans, n_components)."""
-        check_is_fitted(self)
-        if not isinstance(loadings, list):
-            raise TypeError(
-                f"loadings must be a list of numpy arrays, got {type(loadings).__name__}."
-            )
-        return [self.maps_masker_.inverse_transform(loading) for loading in loadings]
-
-    def score(self, imgs, y=None, confounds=None, per_component=False):
-        """Share of the variance of the masked, cleaned data explained by ``components_``.
-
-        Returns
-        -------
-        score : float, or ndarray of shape (n_components,) if ``per_component``
-        """
-        del y
-        check_is_fitted(self)
-        data = np.vstack(
-            [
-                mask_run(self.masker_, img, conf)
-                for img, conf in pair_with_confounds(imgs, confounds)
-            ]
-        )
-        return _explained_variance(data, self.components_, per_component=per_component)

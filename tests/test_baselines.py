@@ -191,6 +191,13 @@ def test_static_fit_without_component_warns_and_gives_zero_maps(tiny_fitted, tin
     assert est.components_.shape == (est.n_components, int(np.asarray(mask.dataobj).sum()))
     assert not est.components_.any()
     assert not np.asarray(est.fbns_img().dataobj).any()
+    # The decomposition API keeps one column per map, zero for an empty map.
+    (loadings,) = est.transform(img)
+    assert loadings.shape == (50, est.n_components) and not loadings.any()
+    (back,) = est.inverse_transform([loadings])
+    assert back.shape == (12, 12, 12, 50) and not back.get_fdata().any()
+    with pytest.raises(ValueError, match=r"loadings must be arrays of shape \(n_scans, 3\)"):
+        est.inverse_transform([loadings[:, :2]])
 
 
 def test_iter_window_maps_stride_overrides_window_stride(tiny_fitted, tiny_run):
@@ -280,3 +287,48 @@ def test_window_methods_check_input(cls, tiny_fitted, tiny_run):
         next(est.iter_window_maps(short))
     with pytest.raises(Exception, match="not fitted"):
         next(cls().iter_window_maps(img))
+
+
+# ------------------------------------------------------------ nilearn's decomposition API
+@pytest.mark.parametrize("cls", METHODS)
+def test_transform_is_least_squares_on_the_static_maps(cls, fitted_on_sim, sim):
+    est = fitted_on_sim[cls]
+    img = sim.func[0]
+    (loadings,) = est.transform(img)
+    data = apply_mask(img, est.mask_img_)
+    expected = np.linalg.lstsq(est.components_.T, data.T, rcond=None)[0].T
+    np.testing.assert_allclose(loadings, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert est.n_elements_ == est.components_.shape[0] == loadings.shape[1]
+    (back,) = est.inverse_transform([loadings])
+    np.testing.assert_allclose(
+        apply_mask(back, est.mask_img_), loadings @ est.components_, rtol=1e-4, atol=1e-3
+    )
+    with pytest.raises(TypeError, match="loadings must be a list"):
+        est.inverse_transform(loadings)
+
+
+@pytest.mark.parametrize("cls", METHODS)
+def test_score_is_the_share_of_variance_the_maps_explain(cls, fitted_on_sim, sim):
+    est = fitted_on_sim[cls]
+    img = sim.func[0]
+    total = est.score(img)
+    per_map = est.score([img, img], per_component=True)
+    assert 0.05 < total < 1  # the planted networks carry a share of the variance
+    assert per_map.shape == (est.n_elements_,)
+    assert np.all(per_map >= 0) and per_map.max() <= total + 1e-9
+
+
+@pytest.mark.parametrize("cls", METHODS)
+def test_fit_transform_feeds_connectivity_measure(cls, tiny_run):
+    from nilearn.connectome import ConnectivityMeasure
+
+    img, mask = tiny_run
+    extra = {"alpha": 1.0} if cls is SDLDecomposition else {}
+    est = _make(cls, n_components=3, mask=mask, window_length=20, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loadings = est.fit_transform(img)
+    np.testing.assert_array_equal(loadings[0], est.transform(img)[0])
+    matrices = ConnectivityMeasure(kind="correlation").fit_transform(loadings)
+    assert matrices.shape == (1, 3, 3)
+    np.testing.assert_allclose(np.diag(matrices[0]), 1, atol=1e-6)

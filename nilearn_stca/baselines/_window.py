@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
 from .._checks import check_fbn_threshold, check_integer_params, check_same_grid, load_runs
+from .._decomposition_api import DecompositionAPIMixin
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window
@@ -31,7 +32,9 @@ def postprocess_maps(components):
     )
 
 
-class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
+class _WindowedDecomposition(
+    DecompositionAPIMixin, WindowMapsMixin, TransformerMixin, BaseEstimator
+):
     """Base of the baselines: a nilearn decomposition run statically and on every window.
 
     Subclasses set ``_nilearn_class`` (a nilearn decomposition estimator) and
@@ -103,6 +106,7 @@ class _WindowedDecomposition(WindowMapsMixin, TransformerMixin, BaseEstimator):
         self.mask_img_ = estimator.mask_img_
         self.components_ = components
         self.components_img_ = self.masker_.inverse_transform(self.components_)
+        self._fit_maps_masker()
         return self
 
     # ------------------------------------------------------------------ dynamic maps

@@ -98,6 +98,11 @@ class ICADecomposition(_WindowedDecomposition):
         CanICA's maps, sign-flipped to a positive heavy tail and z-scored per map.
     components_img_ : Nifti1Image
         ``components_`` as a 4D image.
+    maps_masker_ : NiftiMapsMasker
+        Masker on ``components_img_`` used by :meth:`transform` and :meth:`inverse_transform`
+        (nilearn's ``estimator_.transform`` uses nilearn's own, unflipped maps instead).
+    n_elements_ : int
+        Number of maps, i.e. of columns of :meth:`transform` (as in nilearn).
 
     Notes
     -----
