@@ -99,10 +99,12 @@ def test_window_cleaning_and_reduction_equal_nilearn(cls, fitted, both_paths):
     run = both_paths[cls][0]
     window = run[20:60]
     # What the nilearn estimator fitted on the window image does: mask, clean, reduce.
-    masker = MultiNiftiMasker(mask_img=est.mask_img_, standardize=True, detrend=True).fit()
+    masker = MultiNiftiMasker(
+        mask_img=est.mask_img_, standardize="zscore_sample", detrend=True
+    ).fit()
     window_img = est.masker_.inverse_transform(window)
     expected = _quiet(masker.transform, window_img)
-    cleaned = _quiet(clean_window, window, True, True, True)
+    cleaned = _quiet(clean_window, window, "zscore_sample", True, True)
     np.testing.assert_array_equal(cleaned, expected)
     assert cleaned.shape == (40, run.shape[1])
     expected_reduced = _quiet(

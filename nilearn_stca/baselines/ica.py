@@ -64,9 +64,16 @@ class ICADecomposition(_WindowedDecomposition):
         FastICA restarts, the most stable result is kept. Each window repeats them.
     random_state : int, RandomState or None, default=None
         Passed to every CanICA fit; an int makes static and window maps reproducible.
-    standardize, standardize_confounds, detrend : default=True
-        Time-series cleaning, see :func:`nilearn.signal.clean`. Applied to the whole run,
-        then ``standardize`` and ``detrend`` again to each window.
+    standardize : {"zscore_sample", "zscore", "psc", True, False, None}, \
+default="zscore_sample"
+        Per-voxel standardisation, see :func:`nilearn.signal.clean`. The default is nilearn's
+        ``True`` in the spelling nilearn 0.14 asks for (it deprecates booleans): z-score
+        with the sample sd. Before nilearn 0.13, ``True`` meant ``"zscore"`` (population
+        sd); the explicit spelling gives the same numbers on every nilearn release
+        ``setup.cfg`` allows.
+    standardize_confounds, detrend : bool, default=True
+        Time-series cleaning, see :func:`nilearn.signal.clean`. Cleaning is applied to the
+        whole run, then ``standardize`` and ``detrend`` again to each window.
     low_pass, high_pass, t_r : float, default=None
         Temporal filtering of the whole run (never of a window alone).
     dtype : default=None
@@ -132,7 +139,7 @@ class ICADecomposition(_WindowedDecomposition):
         threshold="auto",
         n_init=10,
         random_state=None,
-        standardize=True,
+        standardize="zscore_sample",
         standardize_confounds=True,
         detrend=True,
         low_pass=None,

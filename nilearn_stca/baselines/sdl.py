@@ -68,9 +68,16 @@ class SDLDecomposition(_WindowedDecomposition):
         Brain mask, or a masker; computed from the data with ``mask_strategy`` if None.
     smoothing_fwhm : float, default=4
         Spatial smoothing (mm). Windows are cut from the run already smoothed.
-    standardize, standardize_confounds, detrend : default=True
-        Time-series cleaning, see :func:`nilearn.signal.clean`. Applied to the whole run,
-        then ``standardize`` and ``detrend`` again to each window.
+    standardize : {"zscore_sample", "zscore", "psc", True, False, None}, \
+default="zscore_sample"
+        Per-voxel standardisation, see :func:`nilearn.signal.clean`. The default is nilearn's
+        ``True`` in the spelling nilearn 0.14 asks for (it deprecates booleans): z-score
+        with the sample sd. Before nilearn 0.13, ``True`` meant ``"zscore"`` (population
+        sd); the explicit spelling gives the same numbers on every nilearn release
+        ``setup.cfg`` allows.
+    standardize_confounds, detrend : bool, default=True
+        Time-series cleaning, see :func:`nilearn.signal.clean`. Cleaning is applied to the
+        whole run, then ``standardize`` and ``detrend`` again to each window.
     low_pass, high_pass, t_r : float, default=None
         Temporal filtering of the whole run (never of a window alone).
     dtype : default=None
@@ -153,7 +160,7 @@ class SDLDecomposition(_WindowedDecomposition):
         method="cd",
         mask=None,
         smoothing_fwhm=4,
-        standardize=True,
+        standardize="zscore_sample",
         standardize_confounds=True,
         detrend=True,
         low_pass=None,
