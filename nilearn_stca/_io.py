@@ -45,7 +45,7 @@ def fsync_directory(path):
         os.close(descriptor)
 
 
-def _fsync_tree(path):
+def fsync_tree(path):
     """Flush a file, or every file of a folder (and the folders, where allowed)."""
     if not path.is_dir():
         fsync_file(path)
@@ -71,7 +71,7 @@ def atomic_path(path):
     temporary = path.with_name(f".partial-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         yield temporary
-        _fsync_tree(temporary)
+        fsync_tree(temporary)
         os.replace(temporary, path)
         fsync_directory(path.parent)
     finally:
