@@ -107,6 +107,52 @@ def check_same_grid(mask, img, target_affine=None, target_shape=None):
         )
 
 
+def check_runs_on_one_grid(imgs, target_affine=None, target_shape=None, fix=None):
+    """Refuse runs on different grids (shape or affine) unless a target grid is set.
+
+    ``imgs`` are loaded 4D images; ``fix`` is the advice given, by default to resample the
+    runs or to set ``target_affine`` and ``target_shape``.
+    """
+    if target_affine is not None or target_shape is not None or len(imgs) < 2:
+        return
+    first = imgs[0]
+    for i, img in enumerate(imgs[1:], start=1):
+        if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine):
+            what = "shape" if img.shape[:3] != first.shape[:3] else "affine"
+            raise ValueError(
+                f"imgs[{i}] is on another grid than imgs[0] (its {what} differs: "
+                f"{img.shape[:3]} vs {first.shape[:3]} voxels of "
+                f"{tuple(np.round(np.abs(np.diag(img.affine)[:3]), 2))} vs "
+                f"{tuple(np.round(np.abs(np.diag(first.affine)[:3]), 2))} mm): "
+                + (
+                    fix
+                    or "resample the runs onto one grid (nilearn.image.resample_to_img), or "
+                    "set target_affine and target_shape to resample every run."
+                )
+            )
+
+
+def check_mask_not_empty(mask, name="mask"):
+    """Refuse a given mask (image, or masker holding one) with no non-zero voxel."""
+    mask_img = getattr(mask, "mask_img", mask)
+    if mask_img is None:
+        return
+    if not np.any(np.asanyarray(load_img(mask_img).dataobj)):
+        raise ValueError(
+            f"{name} is empty (no non-zero voxel): give a brain mask, or {name}=None to "
+            "compute one from the data."
+        )
+
+
+def empty_computed_mask_error(mask_strategy):
+    """The error for a mask that nilearn computed from the data and found empty."""
+    return ValueError(
+        f"the mask computed from imgs with mask_strategy={mask_strategy!r} is empty: give a "
+        "brain mask (mask=..., e.g. nilearn.datasets.load_mni152_brain_mask()) or another "
+        "mask_strategy."
+    )
+
+
 def check_fbn_threshold(value, name="threshold"):
     """Check the z threshold of the FBNs: a finite number >= 0 (the positive tail's cut)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

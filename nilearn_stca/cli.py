@@ -59,6 +59,13 @@ def _positive_int(value):
     return number
 
 
+def _window_length(value):
+    number = _integer(value)
+    if number < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 scans, got {value}")
+    return number
+
+
 def _n_jobs(value):
     number = _integer(value)
     if number == 0 or number < -1:
@@ -179,7 +186,7 @@ def build_parser():
         type=_templates,
         help="'smith2009' (default), a 4D map image or a 3D label atlas",
     )
-    comp.add_argument("--window-length", type=_positive_int, help="scans per window (40)")
+    comp.add_argument("--window-length", type=_window_length, help="scans per window (40)")
     comp.add_argument("--window-stride", type=_positive_int, help="scans between windows (1)")
     comp.add_argument(
         "--sweep-stride", type=_positive_int, help="score every Nth window only (default: all)"

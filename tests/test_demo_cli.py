@@ -269,7 +269,7 @@ def _cli_error(argv, capsys):
     [
         (["--methods", "pca"], "invalid choice: 'pca'"),
         (["--preset", "smith"], "invalid choice: 'smith'"),
-        (["--window-length", "0"], "must be >= 1"),
+        (["--window-length", "0"], "must be >= 2 scans"),
         (["--confounds", "a.tsv"], "1 files for 2 FUNC"),
         (["--confounds", "a.tsv", "b.tsv"], "a.tsv: no such confounds file"),
         (["--mask", "no_mask.nii.gz"], "no_mask.nii.gz: no such file"),

@@ -7,7 +7,15 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
-from .._checks import check_fbn_threshold, check_integer_params, check_same_grid, load_runs
+from .._checks import (
+    check_fbn_threshold,
+    check_integer_params,
+    check_mask_not_empty,
+    check_runs_on_one_grid,
+    check_same_grid,
+    empty_computed_mask_error,
+    load_runs,
+)
 from .._decomposition_api import DecompositionAPIMixin
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
@@ -84,6 +92,8 @@ class _WindowedDecomposition(
         self._validate_params()
         runs_and_confounds = load_runs(imgs, confounds, self.window_length)
         loaded = [img for img, _ in runs_and_confounds]
+        check_runs_on_one_grid(loaded, self.target_affine, self.target_shape)
+        check_mask_not_empty(self.mask)
         check_same_grid(self.mask, loaded[0], self.target_affine, self.target_shape)
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
         estimator = self._make_estimator()
@@ -91,6 +101,8 @@ class _WindowedDecomposition(
             estimator.fit(loaded, confounds=conf)
             components = postprocess_maps(estimator.components_)
         except ValueError as error:
+            if "mask is invalid as it is empty" in str(error):
+                raise empty_computed_mask_error(self.mask_strategy) from error
             if "No component found" not in str(error):
                 raise
             warnings.warn(

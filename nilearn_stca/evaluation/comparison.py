@@ -23,7 +23,14 @@ from nilearn.masking import apply_mask
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from .._checks import check_fbn_threshold, load_4d_run, pair_with_confounds
+from .._checks import (
+    check_fbn_threshold,
+    check_integer,
+    check_mask_not_empty,
+    check_runs_on_one_grid,
+    load_4d_run,
+    pair_with_confounds,
+)
 from .._io import atomic_path, folder_lock
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..decomposition import PAPER_SETTINGS, STCADecomposition
@@ -337,17 +344,31 @@ def compare(
     """
     pairs = pair_with_confounds(imgs, confounds)
     labels = subject_labels([img for img, _ in pairs], subjects)
-    n_scans = [
-        load_4d_run(img, f"imgs[{i}]", window_length).shape[3] for i, (img, _) in enumerate(pairs)
-    ]
+    loaded = [load_4d_run(img, f"imgs[{i}]", window_length) for i, (img, _) in enumerate(pairs)]
+    n_scans = [img.shape[3] for img in loaded]
+    if mask_img is None:
+        check_runs_on_one_grid(
+            loaded,
+            fix="resample the runs onto one grid (nilearn.image.resample_to_img), or give "
+            "mask_img: every run is resampled onto its grid.",
+        )
+    else:
+        check_mask_not_empty(mask_img, name="mask_img")
     if strategy not in ("max", "hungarian"):
         raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
     check_fbn_threshold(threshold)
     threshold = float(threshold)
+    if sweep_stride is not None:
+        check_integer(sweep_stride, "sweep_stride", 1)
     estimators = _make_estimators(methods, method_params, n_components, threshold, random_state)
     if mask_img is None:
-        masker = MultiNiftiMasker(mask_strategy="epi").fit([img for img, _ in pairs])
+        masker = MultiNiftiMasker(mask_strategy="epi").fit(loaded)
         mask_img = masker.mask_img_
+        if not np.any(np.asanyarray(mask_img.dataobj)):
+            raise ValueError(
+                "the brain mask computed from imgs (nilearn's 'epi' strategy) is empty: give "
+                "mask_img (e.g. nilearn.datasets.load_mni152_brain_mask())."
+            )
     mask_img = load_img(mask_img)
     for est in estimators.values():
         est.set_params(
