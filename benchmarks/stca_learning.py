@@ -126,6 +126,16 @@ LEVERS = {
         "decoder": "regression",
         "heavy_tails": 1.0,
     },
+    "regression decoder, Hoyer sparseness 0.1": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "hoyer": 0.1,
+    },
+    "regression decoder, Hoyer sparseness 1": {
+        "learning_rate": 1e-3,
+        "decoder": "regression",
+        "hoyer": 1.0,
+    },
 }
 QUICK_LEVERS = ["paper", "lr 1e-3", "regression decoder"]
 
@@ -355,12 +365,15 @@ def _gradient_norm(modules):
     return float(torch.stack(squares).sum().sqrt()) if squares else 0.0
 
 
-def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box, heavy_tails=0.0):
+def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box, heavy_tails=0.0, hoyer=0.0):
     """Per-window means of the attention's sparsity and of its maps' squared correlations.
 
     ``heavy_tails`` weighs the mean absolute value of each logit map z-scored over the brain:
     at unit variance it is smallest for a map with a few voxels far above a flat rest (the
     maps that z >= 3.6 can threshold), as FastICA's contrast rewards non-Gaussian sources.
+    ``hoyer`` weighs the L1 / L2 ratio of each attention map ``sigmoid(SA)`` (Hoyer's
+    sparseness, as in sparse NMF): the square root of the share of the brain a flat map
+    covers, whatever the map's scale, which the least-squares time courses absorb.
     """
     batch, n_maps = sa.shape[:2]
     penalty = sa.new_zeros(())
@@ -368,6 +381,10 @@ def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box, heavy_tails=0
         maps = box.to_vectors(sa)
         maps = (maps - maps.mean(dim=2, keepdim=True)) / (maps.std(dim=2, keepdim=True) + 1e-6)
         penalty = penalty + heavy_tails * maps.abs().mean()
+    if hoyer:
+        maps = box.to_vectors(torch.sigmoid(sa))
+        ratio = maps.sum(dim=2) / (maps.norm(dim=2) * maps.shape[2] ** 0.5 + 1e-12)
+        penalty = penalty + hoyer * ratio.mean()
     if sparsity:
         penalty = penalty + sparsity * (torch.sigmoid(sa) * mask).sum() / (
             n_brain * n_maps * batch
@@ -443,6 +460,7 @@ def train_and_measure(
     sparsity=0.0,
     decorrelation=0.0,
     heavy_tails=0.0,
+    hoyer=0.0,
     **network_options,
 ):
     torch.manual_seed(seed)
@@ -475,7 +493,7 @@ def train_and_measure(
         reconstruction, sa = network(x, mask)
         loss = ((reconstruction - x) ** 2 * mask).sum() / (n_brain * x.shape[0] * x.shape[1])
         total = loss + _regularizers(
-            sa, mask, n_brain, sparsity, decorrelation, data.box, heavy_tails
+            sa, mask, n_brain, sparsity, decorrelation, data.box, heavy_tails, hoyer
         )
         optimizer.zero_grad(set_to_none=True)
         total.backward()
