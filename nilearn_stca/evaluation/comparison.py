@@ -33,7 +33,7 @@ from .._checks import (
 )
 from .._io import atomic_path, folder_lock
 from ..baselines import ICADecomposition, SDLDecomposition
-from ..decomposition import PAPER_SETTINGS, STCADecomposition
+from ..stca.decomposition import PAPER_SETTINGS, STCADecomposition
 from ..windows import window_starts
 from .metrics import score_maps
 from .results_folder import (
@@ -64,7 +64,7 @@ def paper_protocol():
     bundled mask gives 50x59x48), windows of 40 scans at stride 1, maps and templates
     thresholded at z >= 3.6, the 10 resting-state networks of Smith et al. (2009), every
     template matched by maximum IoU, and STCA as the paper trains it
-    (:data:`~nilearn_stca.decomposition.PAPER_SETTINGS`: 64 maps, the guiding autoencoder,
+    (:data:`~nilearn_stca.stca.decomposition.PAPER_SETTINGS`: 64 maps, the guiding autoencoder,
     learning rate 1e-4); ICA and SDL keep nilearn's 20 maps.
     """
     return {

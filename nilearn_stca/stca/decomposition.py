@@ -6,7 +6,7 @@ from nilearn.maskers import MultiNiftiMasker, NiftiMasker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 
-from ._checks import (
+from .._checks import (
     check_fbn_threshold,
     check_integer,
     check_integer_params,
@@ -18,15 +18,15 @@ from ._checks import (
     mask_run,
     resolve_device,
 )
-from ._decomposition_api import DecompositionAPIMixin
+from .._decomposition_api import DecompositionAPIMixin
+from .._window_api import WindowMapsMixin
+from ..maps import zscore_maps
+from ..windows import window_starts
 from ._grid import BrainBox
 from ._persistence import NetworkPicklingMixin
 from ._training import CONV_ALGORITHMS, iter_attention_logits, train_network
-from ._window_api import WindowMapsMixin
-from .maps import zscore_maps
 from .network import DECODERS, DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
 from .static_maps import STATIC_MAPS, clustered_static_maps, mean_static_maps
-from .windows import window_starts
 
 #: The paper's settings where the defaults differ, and its number of maps: with these
 #: (and the default windows of 40 scans at stride 1, one epoch, one window per step and
