@@ -17,6 +17,7 @@ from .._checks import (
     load_runs,
 )
 from .._decomposition_api import DecompositionAPIMixin
+from .._docs import fill_doc
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window
@@ -72,17 +73,11 @@ class _WindowedDecomposition(
         return {}
 
     # ------------------------------------------------------------------ fitting
+    @fill_doc
     def fit(self, imgs, y=None, confounds=None):
         """Decompose all subjects together with the wrapped nilearn estimator.
 
-        Parameters
-        ----------
-        imgs : Niimg-like or list of Niimg-like
-            One 4D run per subject, each at least ``window_length`` scans long.
-        y : None
-            Ignored, for scikit-learn compatibility.
-        confounds : list of (CSV path, ndarray, DataFrame or None), default=None
-            One entry per image, passed to :func:`nilearn.signal.clean`.
+        %(fit_parameters)s
 
         Returns
         -------
