@@ -10,11 +10,8 @@ from threadpoolctl import threadpool_limits
 from .._checks import (
     check_fbn_threshold,
     check_integer_params,
-    check_mask_not_empty,
-    check_runs_on_one_grid,
-    check_same_grid,
     empty_computed_mask_error,
-    load_runs,
+    load_runs_for_fit,
 )
 from .._decomposition_api import DecompositionAPIMixin
 from .._docs import fill_doc
@@ -85,11 +82,8 @@ class _WindowedDecomposition(
         """
         del y
         self._validate_params()
-        runs_and_confounds = load_runs(imgs, confounds, self.window_length)
+        runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
-        check_runs_on_one_grid(loaded, self.target_affine, self.target_shape)
-        check_mask_not_empty(self.mask)
-        check_same_grid(self.mask, loaded[0], self.target_affine, self.target_shape)
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
         estimator = self._make_estimator()
         try:

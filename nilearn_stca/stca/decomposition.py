@@ -10,11 +10,8 @@ from .._checks import (
     check_fbn_threshold,
     check_integer,
     check_integer_params,
-    check_mask_not_empty,
-    check_runs_on_one_grid,
-    check_same_grid,
     empty_computed_mask_error,
-    load_runs,
+    load_runs_for_fit,
     mask_run,
     resolve_device,
 )
@@ -279,11 +276,8 @@ class STCADecomposition(
         """
         del y
         device = self._validate_params()
-        runs_and_confounds = load_runs(imgs, confounds, self.window_length)
+        runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
-        check_runs_on_one_grid(loaded, self.target_affine, self.target_shape)
-        check_mask_not_empty(self.mask)
-        check_same_grid(self.mask, loaded[0], self.target_affine, self.target_shape)
 
         masker = self._make_masker()
         if getattr(masker, "mask_img", None) is None:
