@@ -5,7 +5,7 @@ The protocol per subject (Liu et al., ISBI 2023): one 1200-scan run at 4 mm (49 
 (1,160 steps), then the dynamic maps of all 1,161 windows. Here the run is simulated (the
 simulator's networks, nilearn's MNI brain mask on the paper's grid), written to an
 uncompressed NIfTI file, and a child process times, with the package defaults (``--paper``:
-with :data:`~nilearn_stca.decomposition.PAPER_SETTINGS`, the paper's decoder and learning
+with :data:`~nilearn_stca.stca.decomposition.PAPER_SETTINGS`, the paper's decoder and learning
 rate):
 
 1. ``STCADecomposition(n_components=64).fit(run)``: training, then the static maps (one

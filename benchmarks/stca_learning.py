@@ -22,7 +22,7 @@ and reports:
   of the window z-maps).
 
 The levers are network and training variants written here (the paper's block is
-:class:`~nilearn_stca.network.STCABlock`); one that earns its place becomes a parameter of
+:class:`~nilearn_stca.stca.network.STCABlock`); one that earns its place becomes a parameter of
 the estimator. Run from the repository root::
 
     python -m benchmarks.stca_learning                  # every lever, both configurations
@@ -45,13 +45,13 @@ from scipy.ndimage import distance_transform_edt
 from torch import nn
 from torch.nn import functional as F
 
-from nilearn_stca._grid import BrainBox
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.metrics import score_maps
 from nilearn_stca.evaluation.truth import TRUTH_THRESHOLD
 from nilearn_stca.maps import zscore_maps
-from nilearn_stca.network import GuidingAutoencoder, STCANetwork, regression_reconstruction
+from nilearn_stca.stca._grid import BrainBox
+from nilearn_stca.stca.network import GuidingAutoencoder, STCANetwork, regression_reconstruction
 from nilearn_stca.windows import window_starts
 
 from ._common import default_threads, fill_size_defaults, header

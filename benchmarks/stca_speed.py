@@ -28,10 +28,10 @@ import time
 import numpy as np
 import torch
 
-from nilearn_stca._grid import BrainBox
-from nilearn_stca._training import iter_attention_logits, train_network
 from nilearn_stca.maps import threshold_maps, zscore_maps
-from nilearn_stca.network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
+from nilearn_stca.stca._grid import BrainBox
+from nilearn_stca.stca._training import iter_attention_logits, train_network
+from nilearn_stca.stca.network import DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
 
 from ._common import (
     default_threads,

@@ -5,8 +5,8 @@ import importlib
 # Loaded on first use (PEP 562), so that ``nilearn_stca.baselines``, ``evaluation`` and the
 # baselines' worker processes do not import torch.
 _LAZY = {
-    "STCADecomposition": "decomposition",
-    "PAPER_SETTINGS": "decomposition",
+    "STCADecomposition": "stca.decomposition",
+    "PAPER_SETTINGS": "stca.decomposition",
     "WindowSweep": "sweep",
     "load_window_sweep": "sweep",
     "write_window_sweep": "sweep",

@@ -171,6 +171,21 @@ def load_runs(imgs, confounds, window_length):
     ]
 
 
+def load_runs_for_fit(estimator, imgs, confounds):
+    """``load_runs`` plus the checks every estimator's ``fit`` makes on runs and mask.
+
+    The runs must share one grid, and a given mask must be non-empty and on their grid,
+    unless the estimator's ``target_affine`` / ``target_shape`` resample them all.
+    """
+    runs_and_confounds = load_runs(imgs, confounds, estimator.window_length)
+    loaded = [img for img, _ in runs_and_confounds]
+    target = (estimator.target_affine, estimator.target_shape)
+    check_runs_on_one_grid(loaded, *target)
+    check_mask_not_empty(estimator.mask)
+    check_same_grid(estimator.mask, loaded[0], *target)
+    return runs_and_confounds
+
+
 def check_integer(value, name, minimum):
     """Check that ``value`` is an integer (not a bool nor a float) at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

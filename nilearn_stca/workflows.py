@@ -14,7 +14,7 @@ from pathlib import Path
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from .evaluation.comparison import CONTROLLED_PARAMS, METHODS, subject_labels
+from .evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS, subject_labels
 from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from .interfaces import ICA, SDL, STCA, ComparisonReport, EvaluateIoU, PrepareComparison
 

@@ -116,6 +116,48 @@ def _fail_if_called(*args, **kwargs):
     raise AssertionError("a finished cell was recomputed")
 
 
+def test_each_run_is_read_once_for_all_its_methods(compared, sim, tmp_path, monkeypatch):
+    results, _ = compared
+    reads = []
+    load_once = compare_module._load_once
+    monkeypatch.setattr(
+        compare_module, "_load_once", lambda img: reads.append(img) or load_once(img)
+    )
+    again = _compare(sim)
+    assert len(reads) == len(sim.func)  # 2 subjects x 3 methods, 2 reads
+    pd.testing.assert_frame_equal(again.drop(columns="runtime"), results.drop(columns="runtime"))
+
+
+def test_plan_counts_the_rows_of_every_cell_before_running(sim):
+    from nilearn_stca.evaluation.comparison_plan import plan_comparison
+
+    plan = plan_comparison(
+        sim.func,
+        ("ica", "sdl"),
+        sim.maps_img,
+        True,
+        confounds=None,
+        mask_img=sim.mask_img,
+        subjects=None,
+        n_components=3,
+        method_params=FAST_PARAMS,
+        window_length=20,
+        window_stride=10,
+        sweep_stride=None,
+        threshold=3.6,
+        template_threshold=0.5,
+        template_names=sim.network_names,
+        strategy="max",
+        random_state=0,
+        verbose=0,
+    )
+    assert plan.subjects == ["sub-01", "sub-02"] and plan.n_cells == 4
+    assert plan.rows_per_cell == {"sub-01": 3 * (1 + 4), "sub-02": 3 * (1 + 4)}
+    assert plan.scoring.template_masks.shape == (3, int(sim.mask_img.get_fdata().sum()))
+    assert set(plan.estimators) == {"ica", "sdl"}
+    assert all(est.window_length == 20 for est in plan.estimators.values())
+
+
 def test_resume_after_interruption_recomputes_only_unfinished_cells(
     compared, sim, tmp_path, monkeypatch
 ):
@@ -152,8 +194,8 @@ def test_resume_after_interruption_recomputes_only_unfinished_cells(
     monkeypatch.setattr(
         compare_module,
         "_run_cell",
-        lambda est, img, conf, subject, method, *rest: (
-            ran.append((subject, method)) or run_cell(est, img, conf, subject, method, *rest)
+        lambda plan, subject, method, *rest: (
+            ran.append((subject, method)) or run_cell(plan, subject, method, *rest)
         ),
     )
     resumed = _compare(sim, out_dir=out_dir)

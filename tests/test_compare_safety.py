@@ -382,8 +382,8 @@ def test_damaged_finished_cell_is_recomputed_with_a_warning(
     monkeypatch.setattr(
         compare_module,
         "_run_cell",
-        lambda est, img, conf, subject, method, *rest: (
-            ran.append((subject, method)) or run_cell(est, img, conf, subject, method, *rest)
+        lambda plan, subject, method, *rest: (
+            ran.append((subject, method)) or run_cell(plan, subject, method, *rest)
         ),
     )
     again, caught = _compare(sim, out_dir)

@@ -4,7 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from nilearn_stca import datasets
+from nilearn_stca import planted_networks
 from nilearn_stca.datasets import SMITH2009_RSN10_NAMES, simulate_dynamic_rsfmri
 
 SHARED_NILEARN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nilearn_data"
@@ -38,7 +38,7 @@ def no_smith_data(tmp_path, monkeypatch):
     def fail_if_called(*args, **kwargs):
         raise AssertionError("the Smith 2009 fetcher must not be called without its file")
 
-    monkeypatch.setattr(datasets, "fetch_atlas_smith_2009", fail_if_called)
+    monkeypatch.setattr(planted_networks, "fetch_atlas_smith_2009", fail_if_called)
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def test_clustered_static_maps_are_the_fbn_frequency_of_each_cluster(fitted, tin
     # The centroids are exact cluster means: rebuilding them from the labels gives them.
     from sklearn.cluster import KMeans
 
-    from nilearn_stca.static_maps import clustered_static_maps
+    from nilearn_stca.stca.static_maps import clustered_static_maps
 
     again = clustered_static_maps(iter([fbns * 10.0]), 3, 3.6, random_state=7)
     labels = KMeans(3, n_init=3, random_state=7).fit(fbns).labels_
@@ -276,7 +276,7 @@ def test_regression_decoder_fits_pickles_and_refuses_unknown_decoders(tiny_run, 
 
 
 def test_clustered_static_maps_fall_back_to_the_mean_without_any_fbn():
-    from nilearn_stca.static_maps import clustered_static_maps, mean_static_maps
+    from nilearn_stca.stca.static_maps import clustered_static_maps, mean_static_maps
 
     rng = np.random.RandomState(0)
     windows = [zscore_maps(rng.rand(3, 50)) for _ in range(4)]  # uniform: no z >= 3.6

@@ -5,7 +5,7 @@ from nilearn.datasets import load_mni152_brain_mask
 from nilearn.image import resample_img
 from nilearn.maskers import NiftiMasker
 
-from nilearn_stca._grid import BrainBox
+from nilearn_stca.stca._grid import BrainBox
 
 
 def _shift(x, y, z):

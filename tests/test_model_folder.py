@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nilearn_stca import STCADecomposition
-from nilearn_stca._model_folder import MANIFEST, ModelFolderError
+from nilearn_stca.stca._model_folder import MANIFEST, ModelFolderError
 
 
 def _params_without_mask(est):
@@ -64,7 +64,7 @@ def test_failed_write_leaves_nothing(fitted, tmp_path, monkeypatch):
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("nilearn_stca._model_folder.nib.save", full_disk)
+    monkeypatch.setattr("nilearn_stca.stca._model_folder.nib.save", full_disk)
     with pytest.raises(OSError, match="No space left"):
         fitted.save(tmp_path / "model")
     assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nilearn_stca.network import STCABlock, STCANetwork, regression_reconstruction
+from nilearn_stca.stca.network import STCABlock, STCANetwork, regression_reconstruction
 
 
 @pytest.fixture

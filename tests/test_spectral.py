@@ -7,11 +7,11 @@ from conftest import TINY_STCA
 from nilearn.datasets import load_mni152_brain_mask
 
 from nilearn_stca import STCADecomposition
-from nilearn_stca._grid import BrainBox
-from nilearn_stca._spectral import SpectralGrid
-from nilearn_stca._training import iter_attention_logits
 from nilearn_stca.maps import threshold_maps, zscore_maps
-from nilearn_stca.network import STCANetwork
+from nilearn_stca.stca._grid import BrainBox
+from nilearn_stca.stca._spectral import SpectralGrid
+from nilearn_stca.stca._training import iter_attention_logits
+from nilearn_stca.stca.network import STCANetwork
 
 
 def _masks():

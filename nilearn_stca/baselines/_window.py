@@ -10,13 +10,11 @@ from threadpoolctl import threadpool_limits
 from .._checks import (
     check_fbn_threshold,
     check_integer_params,
-    check_mask_not_empty,
-    check_runs_on_one_grid,
-    check_same_grid,
     empty_computed_mask_error,
-    load_runs,
+    load_runs_for_fit,
 )
 from .._decomposition_api import DecompositionAPIMixin
+from .._docs import fill_doc
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window
@@ -72,17 +70,11 @@ class _WindowedDecomposition(
         return {}
 
     # ------------------------------------------------------------------ fitting
+    @fill_doc
     def fit(self, imgs, y=None, confounds=None):
         """Decompose all subjects together with the wrapped nilearn estimator.
 
-        Parameters
-        ----------
-        imgs : Niimg-like or list of Niimg-like
-            One 4D run per subject, each at least ``window_length`` scans long.
-        y : None
-            Ignored, for scikit-learn compatibility.
-        confounds : list of (CSV path, ndarray, DataFrame or None), default=None
-            One entry per image, passed to :func:`nilearn.signal.clean`.
+        %(fit_parameters)s
 
         Returns
         -------
@@ -90,11 +82,8 @@ class _WindowedDecomposition(
         """
         del y
         self._validate_params()
-        runs_and_confounds = load_runs(imgs, confounds, self.window_length)
+        runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
-        check_runs_on_one_grid(loaded, self.target_affine, self.target_shape)
-        check_mask_not_empty(self.mask)
-        check_same_grid(self.mask, loaded[0], self.target_affine, self.target_shape)
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
         estimator = self._make_estimator()
         try:

@@ -2,6 +2,7 @@
 
 from nilearn.decomposition import CanICA
 
+from .._docs import fill_doc
 from ._array_fits import canica_maps
 from ._window import _WindowedDecomposition
 
@@ -31,6 +32,7 @@ _CANICA_PARAMS = (
 )
 
 
+@fill_doc
 class ICADecomposition(_WindowedDecomposition):
     """Static and sliding-window ICA baseline, wrapping :class:`nilearn.decomposition.CanICA`.
 
@@ -49,8 +51,7 @@ class ICADecomposition(_WindowedDecomposition):
 
     Parameters
     ----------
-    mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
-        Brain mask, or a masker; computed from the data with ``mask_strategy`` if None.
+    %(mask)s
     n_components : int, default=20
         Number of maps, static and per window.
     smoothing_fwhm : float, default=6
@@ -64,35 +65,22 @@ class ICADecomposition(_WindowedDecomposition):
         FastICA restarts, the most stable result is kept. Each window repeats them.
     random_state : int, RandomState or None, default=None
         Passed to every CanICA fit; an int makes static and window maps reproducible.
-    standardize : {"zscore_sample", "zscore", "psc", True, False, None}, \
-default="zscore_sample"
-        Per-voxel standardisation, see :func:`nilearn.signal.clean`. The default is nilearn's
-        ``True`` in the spelling nilearn 0.14 asks for (it deprecates booleans): z-score
-        with the sample sd. Before nilearn 0.13, ``True`` meant ``"zscore"`` (population
-        sd); the explicit spelling gives the same numbers on every nilearn release
-        ``setup.cfg`` allows.
+    %(standardize_whole_run)s
     standardize_confounds, detrend : bool, default=True
         Time-series cleaning, see :func:`nilearn.signal.clean`. Cleaning is applied to the
         whole run, then ``standardize`` and ``detrend`` again to each window.
     low_pass, high_pass, t_r : float, default=None
         Temporal filtering of the whole run (never of a window alone).
     dtype : default=None
-    target_affine, target_shape : default=None
-        Resample the data (and mask) to this grid.
-    mask_strategy : str, default="epi"
-    mask_args : dict, default=None
-    memory : str or joblib.Memory, default=None
-    memory_level : int, default=0
+    %(target_grid)s
+    %(masker_settings)s
     n_jobs : int, default=1
         CPUs (-1: all) for FastICA's restarts, in the static fit and in every window, with
         the same results.
     verbose : int, default=0
-    window_length : int, default=40
-        Scans per sliding window (>= 2).
-    window_stride : int, default=1
-        Scans between consecutive window starts (>= 1).
-    fbn_threshold : float, default=3.6
-        z threshold that turns maps into FBNs (:meth:`fbns_img`); the paper's 3.6.
+    %(window_length)s
+    %(window_stride)s
+    %(fbn_threshold)s
 
     Attributes
     ----------
@@ -103,13 +91,7 @@ default="zscore_sample"
     mask_img_ : Nifti1Image
     components_ : ndarray of float32, shape (n_components, n_voxels)
         CanICA's maps, sign-flipped to a positive heavy tail and z-scored per map.
-    components_img_ : Nifti1Image
-        ``components_`` as a 4D image.
-    maps_masker_ : NiftiMapsMasker
-        Masker on ``components_img_`` used by :meth:`transform` and :meth:`inverse_transform`
-        (nilearn's ``estimator_.transform`` uses nilearn's own, unflipped maps instead).
-    n_elements_ : int
-        Number of maps, i.e. of columns of :meth:`transform` (as in nilearn).
+    %(decomposition_attributes)s
 
     Notes
     -----

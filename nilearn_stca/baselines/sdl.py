@@ -2,6 +2,7 @@
 
 from nilearn.decomposition import DictLearning
 
+from .._docs import fill_doc
 from ._array_fits import dict_learning_maps
 from ._window import _WindowedDecomposition
 
@@ -34,6 +35,7 @@ _DICT_LEARNING_PARAMS = (
 )
 
 
+@fill_doc
 class SDLDecomposition(_WindowedDecomposition):
     """Static and sliding-window sparse dictionary learning (SDL) baseline.
 
@@ -64,45 +66,32 @@ class SDLDecomposition(_WindowedDecomposition):
         Passed to every DictLearning fit; an int makes static and window maps reproducible.
     batch_size : int, default=20
     method : {"cd", "lars"}, default="cd"
-    mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
-        Brain mask, or a masker; computed from the data with ``mask_strategy`` if None.
+    %(mask)s
     smoothing_fwhm : float, default=4
         Spatial smoothing (mm). Windows are cut from the run already smoothed.
-    standardize : {"zscore_sample", "zscore", "psc", True, False, None}, \
-default="zscore_sample"
-        Per-voxel standardisation, see :func:`nilearn.signal.clean`. The default is nilearn's
-        ``True`` in the spelling nilearn 0.14 asks for (it deprecates booleans): z-score
-        with the sample sd. Before nilearn 0.13, ``True`` meant ``"zscore"`` (population
-        sd); the explicit spelling gives the same numbers on every nilearn release
-        ``setup.cfg`` allows.
+    %(standardize_whole_run)s
     standardize_confounds, detrend : bool, default=True
         Time-series cleaning, see :func:`nilearn.signal.clean`. Cleaning is applied to the
         whole run, then ``standardize`` and ``detrend`` again to each window.
     low_pass, high_pass, t_r : float, default=None
         Temporal filtering of the whole run (never of a window alone).
     dtype : default=None
-    target_affine, target_shape : default=None
-    mask_strategy : str, default="epi"
-    mask_args : dict, default=None
+    %(target_grid)s
+    %(masker_settings)s
     n_jobs : int, default=1
         CPUs (-1: all). The maps of several windows are computed that many windows at a
         time, in worker processes, with the same results (not when ``random_state`` is a
         ``RandomState`` instance, which the windows draw from in turn).
     verbose : int, default=0
-    memory : str or joblib.Memory, default=None
-    memory_level : int, default=0
-    window_length : int, default=40
-        Scans per sliding window (>= 2).
-    window_stride : int, default=1
-        Scans between consecutive window starts (>= 1).
+    %(window_length)s
+    %(window_stride)s
     window_alpha : float or None, default=2.0
         Sparsity of the window fits; None uses ``alpha``. The data of a window have a
         smaller scale than a whole run (about the square root of the number of scans), so
         nilearn's ``alpha=10`` zeroes every map of a 40-scan window ("No component found").
         On 40-scan windows of the simulated data, 1 to 4 give 20 maps (2: best overlap with
         the planted networks), 6 keeps a single map and 10 none.
-    fbn_threshold : float, default=3.6
-        z threshold that turns maps into FBNs (:meth:`fbns_img`); the paper's 3.6.
+    %(fbn_threshold)s
 
     Attributes
     ----------
@@ -113,13 +102,7 @@ default="zscore_sample"
     mask_img_ : Nifti1Image
     components_ : ndarray of float32, shape (n_components, n_voxels)
         The dictionary's maps, sign-flipped to a positive heavy tail and z-scored per map.
-    components_img_ : Nifti1Image
-        ``components_`` as a 4D image.
-    maps_masker_ : NiftiMapsMasker
-        Masker on ``components_img_`` used by :meth:`transform` and :meth:`inverse_transform`
-        (nilearn's ``estimator_.transform`` uses nilearn's own, unflipped maps instead).
-    n_elements_ : int
-        Number of maps, i.e. of columns of :meth:`transform` (as in nilearn).
+    %(decomposition_attributes)s
 
     Notes
     -----

@@ -6,36 +6,22 @@ finished, so an interrupted comparison resumes where it stopped. The folder is l
 comparison writes there, and a finished cell is reused only if it matches its checksum.
 """
 
-import hashlib
-import re
 import time
 import warnings
-from collections.abc import Mapping
 from contextlib import nullcontext
-from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 from nilearn.datasets import load_mni152_brain_mask
 from nilearn.image import load_img
-from nilearn.maskers import MultiNiftiMasker
-from nilearn.masking import apply_mask
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from .._checks import (
-    check_fbn_threshold,
-    check_integer,
-    check_mask_not_empty,
-    check_runs_on_one_grid,
-    load_4d_run,
-    pair_with_confounds,
-)
 from .._io import atomic_path, folder_lock
-from ..baselines import ICADecomposition, SDLDecomposition
-from ..decomposition import PAPER_SETTINGS, STCADecomposition
+from ..stca.decomposition import PAPER_SETTINGS, STCADecomposition
 from ..windows import window_starts
-from .metrics import score_maps
+from .comparison_plan import CONTROLLED_PARAMS, METHODS, plan_comparison
 from .results_folder import (
     RESULT_COLUMNS,
     RESULTS_FILE,
@@ -45,16 +31,9 @@ from .results_folder import (
     ResultsFolder,
 )
 from .tables import STATIC
-from .templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
+from .templates import DEFAULT_TEMPLATE_THRESHOLD
 
-#: The methods ``compare`` knows by name.
-METHODS = {"ica": ICADecomposition, "sdl": SDLDecomposition, "stca": STCADecomposition}
-
-#: Estimator parameters ``compare`` sets itself, so that every method sees the same data.
-CONTROLLED_PARAMS = ("mask", "target_affine", "target_shape", "window_length", "window_stride")
-
-#: Parameters that change how a run executes, not its results: a resumed comparison may differ.
-_EXECUTION_PARAMS = ("verbose", "n_jobs", "memory", "memory_level", "device")
+__all__ = ["CONTROLLED_PARAMS", "METHODS", "PRESETS", "compare", "paper_protocol"]
 
 
 def paper_protocol():
@@ -64,7 +43,7 @@ def paper_protocol():
     bundled mask gives 50x59x48), windows of 40 scans at stride 1, maps and templates
     thresholded at z >= 3.6, the 10 resting-state networks of Smith et al. (2009), every
     template matched by maximum IoU, and STCA as the paper trains it
-    (:data:`~nilearn_stca.decomposition.PAPER_SETTINGS`: 64 maps, the guiding autoencoder,
+    (:data:`~nilearn_stca.stca.decomposition.PAPER_SETTINGS`: 64 maps, the guiding autoencoder,
     learning rate 1e-4); ICA and SDL keep nilearn's 20 maps.
     """
     return {
@@ -84,107 +63,7 @@ def paper_protocol():
 PRESETS = {"paper": paper_protocol}
 
 
-# ---------------------------------------------------------------------- inputs
-def subject_labels(imgs, subjects=None):
-    """One label per run: ``subjects`` checked, or BIDS ``sub-`` labels, or sub-01, sub-02..."""
-    if subjects is not None:
-        labels = [str(s) for s in subjects]
-        if len(labels) != len(imgs):
-            raise ValueError(f"subjects has {len(labels)} labels for {len(imgs)} images.")
-    else:
-        found = [
-            re.search(r"sub-[A-Za-z0-9]+", Path(img).name)
-            if isinstance(img, (str, Path))
-            else None
-            for img in imgs
-        ]
-        labels = [m.group(0) if m else None for m in found]
-        if None in labels or len(set(labels)) < len(labels):
-            labels = [f"sub-{i + 1:02d}" for i in range(len(imgs))]
-    if len(set(labels)) < len(labels):
-        raise ValueError(f"subjects must be unique, got {labels}.")
-    bad = [label for label in labels if not re.fullmatch(r"[A-Za-z0-9._-]+", label)]
-    if bad:
-        raise ValueError(f"subject labels may hold letters, digits, '.', '_' and '-' only: {bad}")
-    return labels
-
-
-def _make_estimators(methods, method_params, n_components, threshold, random_state):
-    """``{name: unfitted estimator}`` with the parameters every method shares set."""
-    method_params = dict(method_params or {})
-    if isinstance(methods, Mapping):
-        estimators = {str(name): clone(est) for name, est in methods.items()}
-    else:
-        if isinstance(methods, str):
-            methods = [methods]
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown or not methods:
-            raise ValueError(
-                f"Unknown method(s) {unknown or methods!r}: choose among {sorted(METHODS)}, or "
-                "pass a dict {name: estimator}."
-            )
-        estimators = {name: METHODS[name]() for name in methods}
-    for name, params in method_params.items():
-        if name not in estimators:
-            if name in METHODS:
-                continue  # settings of a known method that is not compared this time
-            raise ValueError(f"method_params names {name!r}, which is not among the methods.")
-        controlled = sorted(set(params) & set(CONTROLLED_PARAMS))
-        if controlled:
-            raise ValueError(
-                f"method_params[{name!r}] sets {controlled}: compare sets these for every "
-                "method; pass them to compare itself (mask_img, window_length, window_stride)."
-            )
-        estimators[name].set_params(**params)
-    for est in estimators.values():
-        est.set_params(**{est._fbn_threshold_param: threshold})
-        if n_components is not None:
-            est.set_params(n_components=n_components)
-        if random_state is not None:
-            est.set_params(random_state=random_state)
-    return estimators
-
-
-def _describe(value):
-    """A JSON-able fingerprint of a parameter value: what a resumed run must match."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _describe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_describe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return {"array": list(value.shape), "sha1": _sha1(value)}
-    if isinstance(value, pd.DataFrame):
-        return {"table": list(value.shape), "sha1": _sha1(value.to_numpy(dtype=float))}
-    if hasattr(value, "get_params"):
-        return {type(value).__name__: _describe(value.get_params(deep=False))}
-    if hasattr(value, "dataobj"):
-        data = np.asanyarray(value.dataobj)
-        return {"image": list(data.shape), "sha1": _sha1(data, value.affine)}
-    return repr(value)
-
-
-def _sha1(*arrays):
-    digest = hashlib.sha1()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def _describe_file_or_img(value):
-    if isinstance(value, (str, Path)):
-        path = Path(value).resolve()
-        stat = path.stat()
-        return {"file": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    return _describe(value)
-
-
-# ---------------------------------------------------------------------- the comparison
+# ---------------------------------------------------------------------- one cell
 def result_rows(subject, method, window, scores, runtime):
     """Rows of the results table for one (subject, method, window) from ``score_maps``."""
     return pd.DataFrame(
@@ -201,30 +80,26 @@ def result_rows(subject, method, window, scores, runtime):
     )[RESULT_COLUMNS]
 
 
-def _run_cell(
-    estimator,
-    img,
-    conf,
-    subject,
-    method,
-    template_masks,
-    names,
-    score_kwargs,
-    windows,
-    sweep_stride,
-    folder,
-    verbose,
-):
+def _load_once(img):
+    """One run read into memory, so that every method of a subject reads the file once."""
+    img = load_img(img)
+    return nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header)
+
+
+def _run_cell(plan, subject, method, img, conf, folder, verbose):
+    """Fit one method on one subject's run, score its static and window maps, keep them."""
+    estimator = clone(plan.estimators[method])
     writer = CellWriter(folder, subject, method)
     started = time.perf_counter()
     estimator.fit([img], confounds=None if conf is None else [conf])
     fit_seconds = time.perf_counter() - started
-    static = score_maps(estimator.components_, template_masks, names, **score_kwargs)
-    writer.add(result_rows(subject, method, STATIC, static, fit_seconds))
-    if windows:
-        maps = estimator.iter_window_maps(img, confounds=conf, stride=sweep_stride)
-        stride = sweep_stride or estimator.window_stride
-        starts = window_starts(load_img(img).shape[3], estimator.window_length, stride)
+    writer.add(
+        result_rows(subject, method, STATIC, plan.scoring(estimator.components_), fit_seconds)
+    )
+    if plan.windows:
+        maps = estimator.iter_window_maps(img, confounds=conf, stride=plan.sweep_stride)
+        stride = plan.sweep_stride or estimator.window_stride
+        starts = window_starts(img.shape[3], estimator.window_length, stride)
         with tqdm(
             total=len(starts),
             desc=f"{subject} {method} windows",
@@ -237,7 +112,7 @@ def _run_cell(
                     start, window_maps = next(maps)
                 except StopIteration:
                     break
-                scores = score_maps(window_maps, template_masks, names, **score_kwargs)
+                scores = plan.scoring(window_maps)
                 writer.add(
                     result_rows(subject, method, start, scores, time.perf_counter() - started)
                 )
@@ -248,6 +123,7 @@ def _run_cell(
     return writer.finish()
 
 
+# ---------------------------------------------------------------------- the comparison
 def compare(
     imgs,
     methods=("ica", "sdl", "stca"),
@@ -342,119 +218,53 @@ def compare(
         static row; mapping that window for a window row, where a method that maps windows
         in batches charges a batch to its first window).
     """
-    pairs = pair_with_confounds(imgs, confounds)
-    labels = subject_labels([img for img, _ in pairs], subjects)
-    loaded = [load_4d_run(img, f"imgs[{i}]", window_length) for i, (img, _) in enumerate(pairs)]
-    n_scans = [img.shape[3] for img in loaded]
-    if mask_img is None:
-        check_runs_on_one_grid(
-            loaded,
-            fix="resample the runs onto one grid (nilearn.image.resample_to_img), or give "
-            "mask_img: every run is resampled onto its grid.",
-        )
-    else:
-        check_mask_not_empty(mask_img, name="mask_img")
-    if strategy not in ("max", "hungarian"):
-        raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
-    check_fbn_threshold(threshold)
-    threshold = float(threshold)
-    if sweep_stride is not None:
-        check_integer(sweep_stride, "sweep_stride", 1)
-    estimators = _make_estimators(methods, method_params, n_components, threshold, random_state)
-    if mask_img is None:
-        masker = MultiNiftiMasker(mask_strategy="epi").fit(loaded)
-        mask_img = masker.mask_img_
-        if not np.any(np.asanyarray(mask_img.dataobj)):
-            raise ValueError(
-                "the brain mask computed from imgs (nilearn's 'epi' strategy) is empty: give "
-                "mask_img (e.g. nilearn.datasets.load_mni152_brain_mask())."
-            )
-    mask_img = load_img(mask_img)
-    for est in estimators.values():
-        est.set_params(
-            mask=mask_img,
-            target_affine=mask_img.affine,
-            target_shape=mask_img.shape[:3],
-            window_length=window_length,
-            window_stride=window_stride,
-            # STCA's own bars show its training and window sweep; the baselines' nilearn
-            # estimators would print at every window.
-            verbose=verbose if isinstance(est, STCADecomposition) else max(0, verbose - 1),
-        )
-        est._validate_params()  # a bad parameter fails now, before anything is written
-    if not isinstance(templates, Mapping):
-        templates = load_rsn_templates(
-            templates, target_img=mask_img, threshold=template_threshold, names=template_names
-        )
-    template_masks = apply_mask(templates.masks_img, mask_img).astype(bool)
-    names = list(templates.names)
-
-    settings = {
-        "subjects": labels,
-        "imgs": [_describe_file_or_img(img) for img, _ in pairs],
-        "confounds": [_describe_file_or_img(c) if c is not None else None for _, c in pairs],
-        "methods": {
-            name: {
-                type(est).__name__: {
-                    key: _describe(value)
-                    for key, value in est.get_params(deep=False).items()
-                    if key not in _EXECUTION_PARAMS
-                }
-            }
-            for name, est in estimators.items()
-        },
-        "templates": {"names": names, "masks": _describe(templates.masks_img)},
-        "threshold": threshold,
-        "window_length": window_length,
-        "window_stride": window_stride,
-        "windows": bool(windows),
-        "sweep_stride": sweep_stride,
-        "strategy": strategy,
-    }
-    # Rows of a finished cell: one per template for the static maps and each scored window.
-    stride = sweep_stride or window_stride
-    n_windows = [len(window_starts(n, window_length, stride)) if windows else 0 for n in n_scans]
-    n_rows = {s: len(names) * (1 + w) for s, w in zip(labels, n_windows, strict=True)}
+    plan = plan_comparison(
+        imgs,
+        methods,
+        templates,
+        windows,
+        confounds=confounds,
+        mask_img=mask_img,
+        subjects=subjects,
+        n_components=n_components,
+        method_params=method_params,
+        window_length=window_length,
+        window_stride=window_stride,
+        sweep_stride=sweep_stride,
+        threshold=threshold,
+        template_threshold=template_threshold,
+        template_names=template_names,
+        strategy=strategy,
+        random_state=random_state,
+        verbose=verbose,
+    )
     lock = (
         nullcontext()
         if out_dir is None
         else folder_lock(out_dir, "compare run", name="out_dir", error=ComparisonLockedError)
     )
     with lock:
-        folder = ResultsFolder(out_dir, settings)
+        folder = ResultsFolder(out_dir, plan.settings)
         if folder.path is not None and not (folder.path / TEMPLATES_FILE).exists():
             with atomic_path(folder.path / TEMPLATES_FILE) as partial:
-                templates.masks_img.to_filename(partial)
-        score_kwargs = {"threshold": threshold, "strategy": strategy}
+                plan.templates.masks_img.to_filename(partial)
         tables = []
-        cells = [(s, p, m) for s, p in zip(labels, pairs, strict=True) for m in estimators]
-        for subject, (img, conf), method in tqdm(cells, desc="compare", disable=not verbose):
-            rows, why = folder.load_cell(subject, method, n_rows[subject])
-            if rows is not None:
-                tables.append(rows)
-                continue
-            if why is not None:
-                warnings.warn(
-                    f"Recomputing the finished cell {subject} x {method} of "
-                    f"out_dir={str(folder.path)!r}: {why}.",
-                    stacklevel=2,
-                )
-            tables.append(
-                _run_cell(
-                    clone(estimators[method]),
-                    img,
-                    conf,
-                    subject,
-                    method,
-                    template_masks,
-                    names,
-                    score_kwargs,
-                    windows,
-                    sweep_stride,
-                    folder,
-                    verbose,
-                )
-            )
+        with tqdm(total=plan.n_cells, desc="compare", disable=not verbose) as bar:
+            for subject, (img, conf) in zip(plan.subjects, plan.runs, strict=True):
+                loaded = None
+                for method in plan.estimators:
+                    rows, why = folder.load_cell(subject, method, plan.rows_per_cell[subject])
+                    if rows is None:
+                        if why is not None:
+                            warnings.warn(
+                                f"Recomputing the finished cell {subject} x {method} of "
+                                f"out_dir={str(folder.path)!r}: {why}.",
+                                stacklevel=2,
+                            )
+                        loaded = _load_once(img) if loaded is None else loaded
+                        rows = _run_cell(plan, subject, method, loaded, conf, folder, verbose)
+                    tables.append(rows)
+                    bar.update()
         results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
         if folder.path is not None:
             with atomic_path(folder.path / RESULTS_FILE) as partial:

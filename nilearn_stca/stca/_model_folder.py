@@ -23,7 +23,7 @@ import torch
 from nilearn import maskers
 from nilearn.masking import apply_mask
 
-from ._io import fsync_directory, fsync_tree
+from .._io import fsync_directory, fsync_tree
 
 MODEL_FORMAT = "nilearn-stca-model"
 #: Version of the folder layout; :func:`read_model_folder` refuses newer ones.
@@ -152,7 +152,7 @@ def _swap_in(new, path):
 
 
 def _package_version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -1,6 +1,6 @@
 """The STCA block's convolutions evaluated exactly through the FFT, on the brain alone.
 
-The plain block (:class:`~nilearn_stca.network.STCABlock`) runs three direct 3D
+The plain block (:class:`~nilearn_stca.stca.network.STCABlock`) runs three direct 3D
 convolutions (7x7x7, 7x7x7 and 3x3x3) over the whole padded box. Two facts make them much
 cheaper here:
 

@@ -1,7 +1,7 @@
 """Saving estimators that hold a torch network: device-independent, written atomically.
 
 A pickle (this module) or a model folder that loads without running code
-(:mod:`nilearn_stca._model_folder`).
+(:mod:`nilearn_stca.stca._model_folder`).
 """
 
 import pickle
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sklearn.utils.validation import check_is_fitted
 
-from ._io import atomic_path
+from .._io import atomic_path
 from ._model_folder import read_model_folder, write_model_folder
 from .network import STCANetwork
 

@@ -6,27 +6,25 @@ from nilearn.maskers import MultiNiftiMasker, NiftiMasker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 
-from ._checks import (
+from .._checks import (
     check_fbn_threshold,
     check_integer,
     check_integer_params,
-    check_mask_not_empty,
-    check_runs_on_one_grid,
-    check_same_grid,
     empty_computed_mask_error,
-    load_runs,
+    load_runs_for_fit,
     mask_run,
     resolve_device,
 )
-from ._decomposition_api import DecompositionAPIMixin
+from .._decomposition_api import DecompositionAPIMixin
+from .._docs import fill_doc
+from .._window_api import WindowMapsMixin
+from ..maps import zscore_maps
+from ..windows import window_starts
 from ._grid import BrainBox
 from ._persistence import NetworkPicklingMixin
 from ._training import CONV_ALGORITHMS, iter_attention_logits, train_network
-from ._window_api import WindowMapsMixin
-from .maps import zscore_maps
 from .network import DECODERS, DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
 from .static_maps import STATIC_MAPS, clustered_static_maps, mean_static_maps
-from .windows import window_starts
 
 #: The paper's settings where the defaults differ, and its number of maps: with these
 #: (and the default windows of 40 scans at stride 1, one epoch, one window per step and
@@ -35,6 +33,7 @@ from .windows import window_starts
 PAPER_SETTINGS = {"n_components": 64, "learning_rate": 1e-4, "decoder": "autoencoder"}
 
 
+@fill_doc
 class STCADecomposition(
     DecompositionAPIMixin, WindowMapsMixin, NetworkPicklingMixin, TransformerMixin, BaseEstimator
 ):
@@ -59,10 +58,8 @@ class STCADecomposition(
     ----------
     n_components : int, default=64
         Number of attention maps (the paper's 64).
-    window_length : int, default=40
-        Volumes per sliding window (T).
-    window_stride : int, default=1
-        Volumes between consecutive windows.
+    %(window_length)s
+    %(window_stride)s
     n_epochs : int, default=1
         Passes over all windows of all subjects. STCA learns per optimizer step, not per
         epoch: one epoch on a 1200-scan run is 1,161 steps, on a 240-scan run 201.
@@ -72,8 +69,7 @@ class STCADecomposition(
         (``benchmarks/README.md``).
     batch_size : int, default=1
         Windows per optimizer step.
-    threshold : float, default=3.6
-        z threshold that turns maps into FBNs (:meth:`fbns_img`).
+    %(threshold)s
     autoencoder_widths : tuple of 4 int, default=(16, 16, 32, 32)
         Channel widths of the guiding autoencoder's levels (not given in the paper). Wider
         autoencoders recover the simulator's networks no better and cost more per step
@@ -108,23 +104,16 @@ class STCADecomposition(
         runs plain zero-padded convolutions over the whole box (the reference
         implementation, several times slower on CPU). Both give the same attention maps for
         the same weights, to float32 rounding (see ``benchmarks/``).
-    mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
-        Brain mask, or a masker (used as given, its own parameters kept). If None, a mask
-        is computed from the data with ``mask_strategy``.
+    %(mask)s
     smoothing_fwhm : float, default=None
         Spatial smoothing (mm) applied by the masker.
-    standardize : {"zscore_sample", "psc", True, False, None}, default="zscore_sample"
-        Voxel-wise time-series standardisation (see :func:`nilearn.signal.clean`).
+    %(standardize_whole_run)s
     standardize_confounds : bool, default=True
     detrend : bool, default=True
     low_pass, high_pass, t_r : float, default=None
         Temporal filtering, see :func:`nilearn.signal.clean`.
-    target_affine, target_shape : default=None
-        Resample the data (and mask) to this grid.
-    mask_strategy : str, default="epi"
-    mask_args : dict, default=None
-    memory : str or joblib.Memory, default=None
-    memory_level : int, default=0
+    %(target_grid)s
+    %(masker_settings)s
     n_jobs : int, default=1
         Passed to the MultiNiftiMasker (parallel mask computation over subjects).
     verbose : int, default=0
@@ -145,12 +134,7 @@ class STCADecomposition(
     components_ : ndarray, shape (n_components, n_voxels)
         Static maps, z-scored per map over the mask, made from the z-maps of every training
         window (every subject, stride ``window_stride``) as ``static_maps`` says.
-    components_img_ : Nifti1Image
-        ``components_`` as a 4D image.
-    maps_masker_ : NiftiMapsMasker
-        Masker used by :meth:`transform` and :meth:`inverse_transform`.
-    n_elements_ : int
-        Number of maps, i.e. of columns of :meth:`transform` (as in nilearn).
+    %(decomposition_attributes)s
 
     References
     ----------
@@ -280,17 +264,11 @@ class STCADecomposition(
         )
 
     # ------------------------------------------------------------------ fitting
+    @fill_doc
     def fit(self, imgs, y=None, confounds=None):
         """Train STCA on every sliding window of every subject and compute the static maps.
 
-        Parameters
-        ----------
-        imgs : Niimg-like or list of Niimg-like
-            One 4D run per subject. Windows never cross two subjects.
-        y : None
-            Ignored, for scikit-learn compatibility.
-        confounds : list of (CSV path, ndarray, DataFrame or None), default=None
-            One entry per image, passed to :func:`nilearn.signal.clean`.
+        %(fit_parameters)s
 
         Returns
         -------
@@ -298,11 +276,8 @@ class STCADecomposition(
         """
         del y
         device = self._validate_params()
-        runs_and_confounds = load_runs(imgs, confounds, self.window_length)
+        runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
-        check_runs_on_one_grid(loaded, self.target_affine, self.target_shape)
-        check_mask_not_empty(self.mask)
-        check_same_grid(self.mask, loaded[0], self.target_affine, self.target_shape)
 
         masker = self._make_masker()
         if getattr(masker, "mask_img", None) is None:

@@ -1,20 +1,20 @@
 """The torch loops behind ``STCADecomposition``: training over windows, attention maps out.
 
 Works on masked runs (float32 arrays of shape (n_scans, n_voxels)) and a
-:class:`~nilearn_stca._grid.BrainBox`; knows nothing of images or maskers.
+:class:`~nilearn_stca.stca._grid.BrainBox`; knows nothing of images or maskers.
 
 Two ways to evaluate the network give the same numbers (to float32 rounding):
 ``"fft"`` runs the STCA block's convolutions through the FFT on the brain alone
-(:mod:`nilearn_stca._spectral`), ``"direct"`` runs the plain
-:class:`~nilearn_stca.network.STCANetwork` over the whole box and is kept as the reference.
+(:mod:`nilearn_stca.stca._spectral`), ``"direct"`` runs the plain
+:class:`~nilearn_stca.stca.network.STCANetwork` over the whole box and is kept as the reference.
 """
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..windows import subject_windows
 from ._spectral import SpectralGrid
-from .windows import subject_windows
 
 #: The ways to evaluate the network, fast first.
 CONV_ALGORITHMS = ("fft", "direct")

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.cluster import KMeans
 
-from .maps import zscore_maps
+from ..maps import zscore_maps
 
 #: How ``STCADecomposition.components_`` are made from the window maps.
 STATIC_MAPS = ("clustered", "mean")

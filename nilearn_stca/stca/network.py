@@ -6,7 +6,7 @@ into ``C`` feature maps, weights them by channel attention (CA) and spatial atte
 and the autoencoder reconstructs the window from the weighted maps. The ``C`` spatial
 attention logits (SA before its sigmoid) are the functional brain network (FBN) maps.
 
-Everything here is independent of nilearn and of files; :mod:`nilearn_stca.decomposition`
+Everything here is independent of nilearn and of files; :mod:`nilearn_stca.stca.decomposition`
 wraps it in a scikit-learn style estimator.
 """
 

@@ -1,0 +1,277 @@
+"""The comparison workflow's own steps: scoring window maps, the shared mask and templates, the
+report."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from nilearn.image import load_img, new_img_like
+from nilearn.maskers import MultiNiftiMasker
+from nilearn.masking import apply_mask
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    Directory,
+    File,
+    InputMultiObject,
+    SimpleInterface,
+    TraitedSpec,
+    isdefined,
+    traits,
+)
+
+from .._io import atomic_path, atomic_paths
+from ..evaluation.comparison import result_rows
+from ..evaluation.metrics import score_maps
+from ..evaluation.outputs import write_comparison_report
+from ..evaluation.results_folder import (
+    RESULT_COLUMNS,
+    RESULTS_FILE,
+    SETTINGS_FILE,
+    TEMPLATES_FILE,
+    read_results,
+)
+from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
+from .window_files import list_window_files
+
+
+class _TemplatesInputSpec(BaseInterfaceInputSpec):
+    """The reference networks, as :func:`~nilearn_stca.evaluation.load_rsn_templates` takes."""
+
+    templates = traits.Either(
+        traits.Enum("smith2009"),
+        File(exists=True),
+        default="smith2009",
+        usedefault=True,
+        desc="'smith2009', a 4D map image or a 3D label atlas (load_rsn_templates)",
+    )
+    template_threshold = traits.Float(
+        DEFAULT_TEMPLATE_THRESHOLD, usedefault=True, desc="threshold of the template maps"
+    )
+    template_names = traits.List(traits.Str, desc="one name per template")
+
+
+class EvaluateIoUInputSpec(_TemplatesInputSpec):
+    components_file = File(exists=True, mandatory=True, desc="4D static z-maps")
+    windows_dir = Directory(exists=True, desc="one run's window maps (window-*_maps.nii.gz)")
+    mask_file = File(
+        exists=True,
+        desc="mask of the maps (a decomposition's mask_file); if not given, the voxels where "
+        "any static map is non-zero",
+    )
+    threshold = traits.Float(3.6, usedefault=True, desc="z threshold of the maps")
+    strategy = traits.Enum("max", "hungarian", usedefault=True, desc="matching of maps")
+    subject = traits.Str(mandatory=True, desc="subject label of the rows")
+    method = traits.Str(mandatory=True, desc="method label of the rows")
+    fit_seconds = traits.Float(desc="runtime of the static rows (NaN if not given)")
+
+
+class EvaluateIoUOutputSpec(TraitedSpec):
+    out_csv = File(exists=True, desc="one row per (window, template), compare's columns")
+
+
+class EvaluateIoU(SimpleInterface):
+    """Match static and window maps to RSN templates by IoU: rows of ``compare``'s table.
+
+    The maps (``components_file`` and every file of ``windows_dir``) are masked with
+    :func:`nilearn.masking.apply_mask`, thresholded at ``threshold`` and each template (from
+    :func:`~nilearn_stca.evaluation.load_rsn_templates`, on the mask's grid) is matched to a
+    map by :func:`~nilearn_stca.evaluation.score_maps`, as
+    :func:`~nilearn_stca.evaluation.compare` does.
+
+    ``out_csv`` has :func:`~nilearn_stca.evaluation.compare`'s columns (subject, method,
+    window, template, component, iou, dice, runtime) and is read back with
+    :func:`~nilearn_stca.evaluation.read_results`. ``window`` is "static" or the window's
+    first scan. ``runtime`` is ``fit_seconds`` (connect a decomposition's output) on the
+    static rows, NaN if not given, and NaN on window rows, whose mapping time is not recorded.
+
+    Examples
+    --------
+    >>> from nilearn_stca.interfaces import EvaluateIoU
+    >>> evaluate = EvaluateIoU(subject="sub-01", method="stca", strategy="hungarian")
+    >>> evaluate.inputs.templates
+    'smith2009'
+    >>> evaluate.inputs.components_file = "components.nii.gz"  # doctest: +SKIP
+    >>> evaluate.inputs.windows_dir = "windows"  # doctest: +SKIP
+    >>> result = evaluate.run()  # doctest: +SKIP
+    """
+
+    input_spec = EvaluateIoUInputSpec
+    output_spec = EvaluateIoUOutputSpec
+
+    def _mask_img(self):
+        if isdefined(self.inputs.mask_file):
+            return load_img(self.inputs.mask_file)
+        maps_img = load_img(self.inputs.components_file)
+        support = np.any(np.asanyarray(maps_img.dataobj) != 0, axis=3)
+        if not support.any():
+            raise ValueError("components_file is all zeros: give mask_file.")
+        return new_img_like(maps_img, support.astype(np.uint8), copy_header=False)
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        mask_img = self._mask_img()
+        templates = load_rsn_templates(
+            inputs.templates,
+            target_img=mask_img,
+            threshold=inputs.template_threshold,
+            names=inputs.template_names if isdefined(inputs.template_names) else None,
+        )
+        template_masks = apply_mask(templates.masks_img, mask_img).astype(bool)
+
+        def rows(maps_file, window, seconds):
+            scores = score_maps(
+                apply_mask(maps_file, mask_img),
+                template_masks,
+                templates.names,
+                threshold=inputs.threshold,
+                strategy=inputs.strategy,
+            )
+            return result_rows(inputs.subject, inputs.method, window, scores, seconds)
+
+        fit_seconds = inputs.fit_seconds if isdefined(inputs.fit_seconds) else np.nan
+        tables = [rows(inputs.components_file, "static", fit_seconds)]
+        if isdefined(inputs.windows_dir):
+            tables += [
+                rows(path, start, np.nan) for start, path in list_window_files(inputs.windows_dir)
+            ]
+        out_csv = Path(runtime.cwd) / "iou.csv"
+        with atomic_path(out_csv) as partial:
+            pd.concat(tables, ignore_index=True).to_csv(partial, index=False)
+        self._results["out_csv"] = str(out_csv)
+        return runtime
+
+
+# ---------------------------------------------------------------------- comparison steps
+class PrepareComparisonInputSpec(_TemplatesInputSpec):
+    in_files = InputMultiObject(File(exists=True), mandatory=True, desc="every subject's run")
+    mask_file = File(exists=True, desc="the mask of every method; if not given, EPI mask")
+
+
+class PrepareComparisonOutputSpec(TraitedSpec):
+    mask_file = File(exists=True, desc="the given mask, or the EPI mask of all in_files")
+    templates_file = File(exists=True, desc="binary templates (uint8) on the mask's grid")
+    template_names = traits.List(traits.Str, desc="one name per template")
+
+
+class PrepareComparison(SimpleInterface):
+    """One mask and one set of binary templates for every subject and method.
+
+    Without ``mask_file``, the mask is the EPI mask of all runs together
+    (:class:`~nilearn.maskers.MultiNiftiMasker` with ``mask_strategy="epi"``), as
+    :func:`~nilearn_stca.evaluation.compare` computes it. The templates are loaded with
+    :func:`~nilearn_stca.evaluation.load_rsn_templates` on the mask's grid and written
+    binary, so the nodes that score against them use ``template_threshold=0.5``.
+
+    Examples
+    --------
+    >>> from nilearn_stca.interfaces import PrepareComparison
+    >>> prepare = PrepareComparison(templates="smith2009")
+    >>> prepare.inputs.in_files = ["sub-01_bold.nii.gz", "sub-02_bold.nii.gz"]  # doctest: +SKIP
+    >>> result = prepare.run()  # doctest: +SKIP
+    """
+
+    input_spec = PrepareComparisonInputSpec
+    output_spec = PrepareComparisonOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        if isdefined(inputs.mask_file):
+            mask_file = inputs.mask_file
+        else:
+            masker = MultiNiftiMasker(mask_strategy="epi").fit(list(inputs.in_files))
+            mask_file = str(Path(runtime.cwd) / "mask.nii.gz")
+            with atomic_path(mask_file) as partial:
+                masker.mask_img_.to_filename(partial)
+        templates = load_rsn_templates(
+            inputs.templates,
+            target_img=load_img(mask_file),
+            threshold=inputs.template_threshold,
+            names=inputs.template_names if isdefined(inputs.template_names) else None,
+        )
+        templates_file = str(Path(runtime.cwd) / TEMPLATES_FILE)
+        with atomic_path(templates_file) as partial:
+            templates.masks_img.to_filename(partial)
+        self._results.update(
+            mask_file=mask_file, templates_file=templates_file, template_names=templates.names
+        )
+        return runtime
+
+
+def _files_or_lists(desc):
+    """A list of files, or of lists of files (what a JoinNode collects from Merge nodes)."""
+    item = traits.Either(File(exists=True), traits.List(File(exists=True)))
+    return traits.List(item, mandatory=True, desc=desc)
+
+
+class ComparisonReportInputSpec(BaseInterfaceInputSpec):
+    in_csvs = _files_or_lists("EvaluateIoU tables (lists of lists are flattened)")
+    maps_files = _files_or_lists("static maps of each table, in the same order")
+    templates_file = File(exists=True, mandatory=True, desc="binary templates on the grid")
+    out_dir = Directory(mandatory=True, desc="output folder (created; files overwritten)")
+    settings = traits.Dict(desc="written to comparison.json and shown in the report")
+    parameters = traits.Dict(desc="more parameters shown in the report")
+    paper = traits.Bool(False, usedefault=True, desc="add the paper's Table 1 beside ours")
+    threshold = traits.Float(3.6, usedefault=True, desc="z threshold of the maps' figures")
+
+
+class ComparisonReportOutputSpec(TraitedSpec):
+    results_file = File(exists=True, desc="results.csv: every table, concatenated")
+    report_file = File(exists=True, desc="report.html")
+    out_dir = Directory(exists=True, desc="the filled output folder")
+
+
+def _flatten(items):
+    return [path for item in items for path in ([item] if isinstance(item, str) else item)]
+
+
+class ComparisonReport(SimpleInterface):
+    """Fill a folder as :func:`~nilearn_stca.evaluation.compare` does, and write its report.
+
+    Writes ``results.csv`` (the ``in_csvs`` concatenated in order), ``templates.nii.gz``,
+    ``maps/<subject>_<method>.nii.gz`` (each table's static maps, named after its subject
+    and method columns) and ``comparison.json`` (``settings``), then calls
+    :func:`~nilearn_stca.evaluation.write_comparison_report` (Table 1, figures and
+    ``report.html``). Files of an earlier report in ``out_dir`` are overwritten, each step's
+    files together once all are written: if writing fails (e.g. on a full disk), the files of
+    that step are left as they were and no partial file remains.
+
+    Examples
+    --------
+    >>> from nilearn_stca.interfaces import ComparisonReport
+    >>> report = ComparisonReport(out_dir="/tmp/comparison", paper=True)
+    >>> report.inputs.in_csvs = ["ica_iou.csv", "stca_iou.csv"]  # doctest: +SKIP
+    """
+
+    input_spec = ComparisonReportInputSpec
+    output_spec = ComparisonReportOutputSpec
+
+    def _run_interface(self, runtime):
+        inputs = self.inputs
+        out_dir = Path(inputs.out_dir)
+        (out_dir / "maps").mkdir(parents=True, exist_ok=True)
+        tables = [read_results(path) for path in _flatten(inputs.in_csvs)]
+        settings = inputs.settings if isdefined(inputs.settings) else {}
+        results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
+        # The folder's files are renamed together once all are written, so a failure leaves
+        # an earlier comparison's files as they were, consistent with each other.
+        with atomic_paths() as stage:
+            for table, maps_file in zip(tables, _flatten(inputs.maps_files), strict=True):
+                subject, method = table.subject.iloc[0], table.method.iloc[0]
+                shutil.copyfile(maps_file, stage(out_dir / "maps" / f"{subject}_{method}.nii.gz"))
+            shutil.copyfile(inputs.templates_file, stage(out_dir / TEMPLATES_FILE))
+            stage(out_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
+            results.to_csv(stage(out_dir / RESULTS_FILE), index=False)
+        files = write_comparison_report(
+            out_dir,
+            parameters=inputs.parameters if isdefined(inputs.parameters) else None,
+            paper=inputs.paper,
+            threshold=inputs.threshold,
+        )
+        self._results.update(
+            results_file=str(out_dir / RESULTS_FILE),
+            report_file=str(files["report"]),
+            out_dir=str(out_dir),
+        )
+        return runtime
