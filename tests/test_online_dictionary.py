@@ -184,3 +184,42 @@ def test_random_state_instance_is_drawn_from_as_sklearn():
     result = _quiet(online_dict_learning, X, 8, random_state=rng, **params)
     np.testing.assert_array_equal(result[1], expected[1])
     assert rng.randint(1000) == expected_rng.randint(1000)
+
+
+def test_kernel_check_refuses_a_kernel_with_another_signature_or_result():
+    from nilearn_stca.baselines._online_dictionary import _cd_gram, kernel_works
+
+    assert kernel_works(_cd_gram)
+
+    def other_signature(w, alpha_per_feature, *rest):
+        raise TypeError("Argument 'alpha' has incorrect type")
+
+    def wrong_result(w, *rest):
+        w[:] = 0.0
+
+    assert not kernel_works(other_signature)
+    assert not kernel_works(wrong_result)
+    assert not kernel_works(None)
+
+
+def test_without_the_kernel_sdl_windows_use_scikit_learn_itself(tiny_run, monkeypatch):
+    # The fallback when the private kernel is missing or changed: dict_learning_online, the
+    # same learnt dictionary, so the window maps agree with the kernel path's.
+    import warnings
+
+    from nilearn_stca.baselines import SDLDecomposition, _array_fits
+
+    img, mask = tiny_run
+    est = SDLDecomposition(
+        n_components=3, alpha=1.0, mask=mask, window_length=20, window_stride=15, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(img)
+        fast = list(est.iter_window_maps(img))
+        monkeypatch.setattr(_array_fits, "KERNEL_AVAILABLE", False)
+        fallback = list(est.iter_window_maps(img))
+    assert [s for s, _ in fast] == [s for s, _ in fallback] == [0, 15, 30]
+    for (_, a), (_, b) in zip(fast, fallback, strict=True):
+        assert np.any(a)
+        np.testing.assert_allclose(a, b, atol=0.05)
