@@ -15,7 +15,9 @@ from nilearn_stca.baselines._online_dictionary import (
 )
 
 pytestmark = pytest.mark.skipif(
-    not KERNEL_AVAILABLE, reason="this scikit-learn has no compiled Gram coordinate descent"
+    not KERNEL_AVAILABLE,
+    reason="the fast path is off: this scikit-learn is older than the one it reproduces, or its "
+    "kernel differs",
 )
 
 

@@ -21,14 +21,17 @@ against scikit-learn.
 The kernel, ``sklearn.linear_model._cd_fast.enet_coordinate_descent_gram``, is private:
 :data:`KERNEL_AVAILABLE` is False where a scikit-learn release lacks it or calls it
 otherwise (checked at import on a problem with a known answer, :func:`kernel_works`), and
-callers then use ``dict_learning_online`` itself, slower, with the same learnt dictionary.
-The fast path is measured and tested on scikit-learn 1.9; on any other release it is used
-only if that check passes, so a changed kernel costs speed, never results.
+callers then use ``dict_learning_online`` itself, slower. The fast path reproduces
+scikit-learn 1.8 and 1.9 bit for bit (tested); older releases (1.5 to 1.7, which nilearn 0.14
+allows) learn slightly different dictionaries, so they run ``dict_learning_online`` itself.
+On a newer release, ``tests/test_online_dictionary.py`` says whether it still reproduces it.
 """
 
 import itertools
+import re
 
 import numpy as np
+import sklearn
 from scipy import linalg
 from scipy.linalg.blas import get_blas_funcs
 from sklearn.utils import check_random_state, gen_batches
@@ -90,8 +93,18 @@ class _UnusedRandomState:
         return low
 
 
-#: Whether the fast path is used: the kernel is importable and passes :func:`kernel_works`.
-KERNEL_AVAILABLE = kernel_works(_cd_gram)
+#: The oldest scikit-learn whose ``dict_learning_online`` this module reproduces bit for bit
+#: (checked on 1.8.0 and 1.9.1; 1.5 to 1.7 learn slightly different dictionaries).
+OLDEST_REPRODUCED_SKLEARN = (1, 8)
+
+
+def _sklearn_version():
+    return tuple(int(part) for part in re.findall(r"\d+", sklearn.__version__)[:2])
+
+
+#: Whether the fast path is used: a scikit-learn release this module reproduces, whose kernel
+#: passes :func:`kernel_works`; otherwise ``dict_learning_online`` itself runs.
+KERNEL_AVAILABLE = _sklearn_version() >= OLDEST_REPRODUCED_SKLEARN and kernel_works(_cd_gram)
 
 
 def _gram_problems(X, dictionary):
