@@ -29,7 +29,7 @@ from nilearn_stca.evaluation.truth import score_against_truth
 from ._common import default_threads, header
 
 FIXED = (1.0, 2.0, 5.0, 10.0)
-PER_SQRT_SCAN = (0.1, 0.2, 0.3, 0.5)
+PER_SQRT_SCAN = (0.1, 0.2, 0.3, 0.5, 0.7)
 
 
 def parse_args(argv=None):
@@ -41,6 +41,16 @@ def parse_args(argv=None):
     parser.add_argument("--resolutions", type=int, nargs="+", help="mm, default: 8 4")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="simulation seeds")
     parser.add_argument("--snr", type=float, default=1.0)
+    parser.add_argument("--fixed", type=float, nargs="*", help=f"fixed alphas (default {FIXED})")
+    parser.add_argument(
+        "--per-sqrt-scan",
+        type=float,
+        nargs="*",
+        help=f"c of alpha = c * sqrt(n_scans) (default {PER_SQRT_SCAN})",
+    )
+    parser.add_argument(
+        "--networks", default="auto", help="simulator's networks: auto (Smith 2009), procedural"
+    )
     args = parser.parse_args(argv)
     if args.n_scans is None:
         args.n_scans = [100, 300] if args.quick else [100, 300, 1200]
@@ -49,25 +59,31 @@ def parse_args(argv=None):
     return args
 
 
-def candidates(n_scans):
+def candidates(n_scans, fixed=FIXED, per_sqrt_scan=PER_SQRT_SCAN):
     """(label, alpha) pairs: the fixed values, then the scaled ones."""
-    rows = [(f"alpha={a:g}", a) for a in FIXED]
-    rows += [(f"{c:g} x sqrt(n_scans)", c * np.sqrt(n_scans)) for c in PER_SQRT_SCAN]
+    rows = [(f"alpha={a:g}", a) for a in fixed]
+    rows += [(f"{c:g} x sqrt(n_scans)", c * np.sqrt(n_scans)) for c in per_sqrt_scan]
     return rows
 
 
 def main(argv=None):
     args = parse_args(argv)
     threads = default_threads()
-    print(header(threads, f"snr {args.snr}, seeds {args.seeds}"))
+    print(header(threads, f"networks {args.networks}, snr {args.snr}, seeds {args.seeds}"))
     rows = []
     for resolution in args.resolutions:
         for n_scans in args.n_scans:
             for seed in args.seeds:
                 sim = simulate_dynamic_rsfmri(
-                    n_scans=n_scans, resolution=resolution, snr=args.snr, random_state=seed
+                    n_scans=n_scans,
+                    resolution=resolution,
+                    snr=args.snr,
+                    networks=args.networks,
+                    random_state=seed,
                 )
-                for label, alpha in candidates(n_scans):
+                fixed = FIXED if args.fixed is None else args.fixed
+                scaled = PER_SQRT_SCAN if args.per_sqrt_scan is None else args.per_sqrt_scan
+                for label, alpha in candidates(n_scans, fixed, scaled):
                     est = SDLDecomposition(mask=sim.mask_img, alpha=alpha, random_state=0)
                     started = time.perf_counter()
                     with warnings.catch_warnings():

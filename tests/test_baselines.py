@@ -225,6 +225,10 @@ def test_defaults_and_parameter_names_follow_nilearn():
                 # nilearn's True, spelled as nilearn 0.14 asks (it deprecates booleans).
                 assert value in (True, "zscore_sample") and ours[name] == "zscore_sample"
                 continue
+            if name == "alpha" and est is sdl:
+                # nilearn's fixed 10 finds nothing on single short runs: scaled to the data.
+                assert value == 10 and ours[name] == "auto"
+                continue
             assert ours[name] == value, name
         assert ours["n_components"] == 20
         assert ours["window_length"] == 40
@@ -348,3 +352,38 @@ def test_defaults_raise_no_nilearn_deprecation_of_boolean_standardize(cls, tiny_
         est.fit(img)
         list(est.iter_window_maps(img))
     assert not [w for w in caught if "standardize" in str(w.message)]
+
+
+def test_auto_alpha_scales_with_the_square_root_of_the_scans(sim, tiny_run):
+    img, mask = tiny_run
+    est = _quiet_fit(_make(SDLDecomposition, n_components=3, mask=mask, window_length=20), img)
+    assert est.alpha_ == pytest.approx(0.5 * np.sqrt(50))
+    both = _quiet_fit(clone(est), [img, img])
+    assert both.alpha_ == pytest.approx(0.5 * np.sqrt(100))
+    assert est.set_params(window_alpha=None)._window_overrides()["alpha"] == pytest.approx(
+        0.5 * np.sqrt(20)
+    )
+    fixed = _quiet_fit(clone(est).set_params(alpha=1.5), img)
+    assert fixed.alpha_ == 1.5
+
+
+def test_auto_alpha_finds_networks_where_nilearns_default_finds_none():
+    # One run of 60 scans: nilearn's alpha=10 zeroes every map; "auto" (3.9 here) does not.
+    sim = simulate_dynamic_rsfmri(
+        n_scans=60, resolution=8, snr=3.0, networks="procedural", random_state=0
+    )
+    scores = {}
+    for alpha in ("auto", 10):
+        est = _quiet_fit(_make(SDLDecomposition, alpha=alpha, window_length=40), sim.func[0])
+        found = int(np.count_nonzero(est.components_.any(axis=1)))
+        iou = score_against_truth(est.components_, sim.maps_img, est.mask_img_)["iou"].mean()
+        scores[alpha] = (found, iou)
+    assert scores[10] == (0, 0.0)
+    assert scores["auto"][0] == 20 and scores["auto"][1] > 0.3
+
+
+@pytest.mark.parametrize("alpha", ["AUTO", -1.0, True, None])
+def test_bad_alpha_is_named(alpha, tiny_run):
+    img, mask = tiny_run
+    with pytest.raises(ValueError, match='alpha must be "auto" or a number >= 0'):
+        SDLDecomposition(alpha=alpha, mask=mask, window_length=20).fit(img)

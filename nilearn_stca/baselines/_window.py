@@ -69,6 +69,10 @@ class _WindowedDecomposition(
         """Constructor overrides of the nilearn estimator fitted on each window."""
         return {}
 
+    def _static_overrides(self, n_scans):
+        """Constructor overrides of the static fit, on runs of ``n_scans`` scans in all."""
+        return {}
+
     # ------------------------------------------------------------------ fitting
     @fill_doc
     def fit(self, imgs, y=None, confounds=None):
@@ -85,7 +89,9 @@ class _WindowedDecomposition(
         runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
-        estimator = self._make_estimator()
+        estimator = self._make_estimator(
+            **self._static_overrides(sum(img.shape[3] for img in loaded))
+        )
         try:
             estimator.fit(loaded, confounds=conf)
             components = postprocess_maps(estimator.components_)

@@ -65,6 +65,12 @@ def _sdl_method(default, desc):
     return traits.Enum(default, *others, usedefault=True, desc=desc)
 
 
+def _sdl_alpha(default, desc):
+    return traits.Either(
+        traits.Enum("auto"), traits.Float, default=default, usedefault=True, desc=desc
+    )
+
+
 def _widths(default, desc):
     return traits.Tuple(default, *[traits.Int] * 4, usedefault=True, desc=desc)
 
@@ -109,7 +115,7 @@ _ICA_PARAMS = {
 _SDL_PARAMS = {
     **_SHARED_PARAMS,
     "fbn_threshold": (_float, _FBN_THRESHOLD_DESC),
-    "alpha": (_float, "sparsity of the static fit"),
+    "alpha": (_sdl_alpha, "sparsity of the static fit ('auto': 0.5 * sqrt(n_scans))"),
     "window_alpha": (_optional_float, "sparsity of the window fits (None: alpha)"),
     "n_epochs": (_int, "passes over the data"),
     "batch_size": (_int, "samples per mini-batch"),
@@ -318,7 +324,7 @@ class SDL(_Decomposition):
     >>> from nilearn_stca.interfaces import SDL
     >>> sdl = SDL(window_alpha=2.0, sweep_stride=10)
     >>> sdl.inputs.alpha, sdl.inputs.window_alpha
-    (10, 2.0)
+    ('auto', 2.0)
     >>> sdl.inputs.in_files = ["sub-01_task-rest_bold.nii.gz"]  # doctest: +SKIP
     >>> result = sdl.run()  # doctest: +SKIP
     """
