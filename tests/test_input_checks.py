@@ -428,3 +428,18 @@ def test_load_window_sweep_refuses_an_inconsistent_folder(case, sweep_dir, tmp_p
 def test_load_window_sweep_accepts_its_own_folder(sweep_dir, fitted, tiny_run):
     sweep = load_window_sweep(sweep_dir)
     assert len(list(sweep)) == len(sweep.starts) == 9
+
+
+@pytest.mark.parametrize("command", ["compare", "demo"])
+def test_cli_out_that_is_an_existing_file_is_refused_and_kept(
+    command, run_files, tmp_path, capsys
+):
+    out = tmp_path / "results.txt"
+    out.write_text("my thesis")
+    argv = [command, "--out", str(out)]
+    if command == "compare":
+        argv = ["compare", str(run_files["func"]), "--out", str(out), "--methods", "sdl"]
+    status, err = _cli(argv, capsys)
+    assert status == 2 and len(err) == 1
+    assert "--out" in err[0] and "exists and is not a folder" in err[0]
+    assert out.read_text() == "my thesis"
