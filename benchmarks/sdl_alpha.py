@@ -41,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--resolutions", type=int, nargs="+", help="mm, default: 8 4")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="simulation seeds")
     parser.add_argument("--snr", type=float, default=1.0)
+    parser.add_argument("--t-r", type=float, default=0.72, help="repetition time (s)")
     parser.add_argument("--fixed", type=float, nargs="*", help=f"fixed alphas (default {FIXED})")
     parser.add_argument(
         "--per-sqrt-scan",
@@ -69,7 +70,11 @@ def candidates(n_scans, fixed=FIXED, per_sqrt_scan=PER_SQRT_SCAN):
 def main(argv=None):
     args = parse_args(argv)
     threads = default_threads()
-    print(header(threads, f"networks {args.networks}, snr {args.snr}, seeds {args.seeds}"))
+    print(
+        header(
+            threads, f"networks {args.networks}, snr {args.snr}, TR {args.t_r}, seeds {args.seeds}"
+        )
+    )
     rows = []
     for resolution in args.resolutions:
         for n_scans in args.n_scans:
@@ -78,6 +83,7 @@ def main(argv=None):
                     n_scans=n_scans,
                     resolution=resolution,
                     snr=args.snr,
+                    t_r=args.t_r,
                     networks=args.networks,
                     random_state=seed,
                 )
