@@ -193,10 +193,10 @@ def test_kernel_check_refuses_a_kernel_with_another_signature_or_result():
 
     assert kernel_works(_cd_gram)
 
-    def other_signature(w, alpha_per_feature, *rest):
-        raise TypeError("Argument 'alpha' has incorrect type")
+    def other_signature(w, alphas, beta, Q, q, y, max_iter, tol, rng, random, positive):
+        raise AssertionError("never called: the arguments are passed by name")
 
-    def wrong_result(w, *rest):
+    def wrong_result(w, **arguments):
         w[:] = 0.0
 
     assert not kernel_works(other_signature)

@@ -42,6 +42,28 @@ except ImportError:  # pragma: no cover
     _cd_gram = None
 
 
+def _call(kernel, w, alpha, gram, xy, y, max_iter, tol, rng=None):
+    """The kernel on one lasso (no L2 term, cyclic, signed), its arguments by name.
+
+    By name, so that a release that adds or reorders arguments (1.9 added ``do_screening``
+    at the end, whose default keeps the descent as before) fails loudly or keeps working,
+    never silently passes a value to another parameter.
+    """
+    return kernel(
+        w=w,
+        alpha=alpha,
+        beta=0.0,
+        Q=gram,
+        q=xy,
+        y=y,
+        max_iter=max_iter,
+        tol=tol,
+        rng=_UnusedRandomState() if rng is None else rng,
+        random=0,
+        positive=0,
+    )
+
+
 def kernel_works(kernel):
     """Whether ``kernel`` takes the arguments this module passes and solves a lasso.
 
@@ -56,19 +78,7 @@ def kernel_works(kernel):
     y = np.array([1.5, 1.5])
     w = np.zeros(1)
     try:
-        kernel(
-            w,
-            1.0,
-            0.0,
-            np.asfortranarray(X.T @ X),
-            X.T @ y,
-            y,
-            100,
-            1e-10,
-            _UnusedRandomState(),
-            0,
-            0,
-        )
+        _call(kernel, w, 1.0, np.asfortranarray(X.T @ X), X.T @ y, y, 100, 1e-10)
     except (TypeError, ValueError):  # pragma: no cover - depends on the installed release
         return False
     return bool(np.isclose(w[0], (3.0 - 1.0) / 2.0))
@@ -131,9 +141,8 @@ def _descend(X, gram, Xy, alpha, max_iter):
     nonzero = np.flatnonzero(np.abs(Xy).max(axis=0) > X.dtype.type(l1_reg))
     for k in nonzero:
         w = np.zeros(gram.shape[0], dtype=X.dtype)
-        # Positional: (w, alpha, beta, Q, q, y, max_iter, tol, rng, random, positive).
-        _, gap, tol, n_sweeps = _cd_gram(
-            w, l1_reg, 0.0, gram, Xy[:, k], targets[:, k], max_iter, _LASSO_TOL, rng, 0, 0
+        _, gap, tol, n_sweeps = _call(
+            _cd_gram, w, l1_reg, gram, Xy[:, k], targets[:, k], max_iter, _LASSO_TOL, rng
         )
         code[k] = w
         # The last sweep always checks the gap; a longer descent would have gone on from
