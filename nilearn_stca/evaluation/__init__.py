@@ -1,7 +1,11 @@
 """Evaluation against reference networks: templates, overlap metrics, matching, the
-three-method comparison, its tables, figures and report."""
+three-method comparison, its tables, figures and report.
 
-from .comparison import PRESETS, compare, paper_protocol
+``compare``, ``paper_protocol`` and ``PRESETS`` are loaded on first use (PEP 562): they need
+STCA, hence torch, which scoring, tables, figures and reports do not.
+"""
+
+from .._lazy import lazy_attributes
 from .metrics import dice_matrix, iou_matrix, match_components, score_maps
 from .outputs import write_comparison_report
 from .results_folder import read_results
@@ -13,6 +17,8 @@ from .tables import (
     table1,
 )
 from .templates import load_rsn_templates
+
+_LAZY = {"compare": "comparison", "paper_protocol": "comparison", "PRESETS": "comparison"}
 
 __all__ = [
     "PAPER_TABLE1_MEAN_IOU",
@@ -31,3 +37,6 @@ __all__ = [
     "table1",
     "write_comparison_report",
 ]
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

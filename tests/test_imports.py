@@ -1,0 +1,36 @@
+"""Light imports stay light: scoring, tables, baselines and the simulator never import torch."""
+
+import subprocess
+import sys
+
+import pytest
+
+LIGHT = [
+    "nilearn_stca",
+    "nilearn_stca.baselines",
+    "nilearn_stca.datasets",
+    "nilearn_stca.sweep",
+    "nilearn_stca.evaluation",
+    "nilearn_stca.evaluation.metrics",
+    "nilearn_stca.evaluation.templates",
+    "nilearn_stca.evaluation.tables",
+    "nilearn_stca.evaluation.outputs",
+]
+
+
+def _imports_torch(statement):
+    code = f"import sys\n{statement}\nprint('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return out.stdout.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.parametrize("module", LIGHT)
+def test_light_modules_do_not_import_torch(module):
+    assert not _imports_torch(f"import {module}")
+
+
+def test_lazy_names_load_stca_when_used():
+    assert _imports_torch("from nilearn_stca.evaluation import compare")
+    assert _imports_torch("from nilearn_stca import STCADecomposition")
