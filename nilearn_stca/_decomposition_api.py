@@ -17,22 +17,29 @@ from ._checks import mask_run, pair_with_confounds
 def explained_variance(data, components, per_component=False):
     """Share of the variance of ``data`` (n_samples, n_voxels) explained by ``components``.
 
-    The whole set of maps explains the least-squares fit of every sample on them; one map
-    (``per_component``) the projection of every sample on that map alone.
+    nilearn's definition (``CanICA.score``, ``DictLearning.score``), so that scores compare
+    across packages. All maps: each sample is regressed on the unit-norm maps over voxels
+    with an intercept, and the residual is the sample minus the maps' part alone (the
+    intercept is fitted, not removed); the score is ``1 - ||residual||^2 / ||data||^2``.
+    One map (``per_component``): ``1 - var(data - projection on that map) / var(data)``,
+    variances over all entries. Scores below 0 are reported as 0.
     """
-    total = np.sum(data**2)
+    data = np.asarray(data, dtype=np.float64)
+    components = np.asarray(components, dtype=np.float64)
     norms = np.linalg.norm(components, axis=1)
     norms[norms == 0] = 1
     unit = components / norms[:, None]
     if per_component:
         loadings = data @ unit.T
-        residual = [
-            np.sum((data - np.outer(loadings[:, i], unit[i])) ** 2) for i in range(len(unit))
-        ]
-        return np.maximum(0.0, 1.0 - np.array(residual) / total)
-    coef, *_ = np.linalg.lstsq(unit.T, data.T, rcond=None)
-    residual = np.sum((data - coef.T @ unit) ** 2)
-    return max(0.0, 1.0 - residual / total)
+        full = np.var(data)
+        residual = [np.var(data - np.outer(loadings[:, i], unit[i])) for i in range(len(unit))]
+        return np.maximum(0.0, 1.0 - np.array(residual) / full)
+    # Least squares with an intercept: centre the maps and the samples over voxels.
+    centred_maps = unit - unit.mean(axis=1, keepdims=True)
+    centred_data = data - data.mean(axis=1, keepdims=True)
+    coef = np.linalg.lstsq(centred_maps.T, centred_data.T, rcond=None)[0]
+    residual = data - coef.T @ unit
+    return max(0.0, 1.0 - np.sum(residual**2) / np.sum(data**2))
 
 
 class DecompositionAPIMixin:

@@ -391,3 +391,23 @@ def test_bad_alpha_is_named(alpha, tiny_run):
     img, mask = tiny_run
     with pytest.raises(ValueError, match='alpha must be "auto" or a number >= 0'):
         SDLDecomposition(alpha=alpha, mask=mask, window_length=20).fit(img)
+
+
+def test_score_is_nilearns_definition(sim):
+    # The same maps scored by nilearn's CanICA.score and by this package's score agree.
+    from nilearn_stca._checks import mask_run
+    from nilearn_stca._decomposition_api import explained_variance
+
+    img = sim.func[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ica = CanICA(n_components=5, mask=sim.mask_img, random_state=0, n_init=1).fit(img)
+        expected_total = ica.score(img)
+        expected_per_map = ica.score(img, per_component=True)
+    data = mask_run(ica.masker_, img)
+    assert explained_variance(data, ica.components_) == pytest.approx(expected_total, rel=1e-5)
+    # nilearn scores each map on the run rotated by its SVD, which moves the global mean a
+    # little: the per-map shares agree to 1e-3.
+    np.testing.assert_allclose(
+        explained_variance(data, ica.components_, per_component=True), expected_per_map, atol=1e-3
+    )
