@@ -56,7 +56,8 @@ class _WindowedDecomposition(
     _windows_in_parallel = True
 
     # ------------------------------------------------------------------ helpers
-    def _validate_params(self):
+    def _check_params(self):
+        """Refuse a bad parameter in one line (not scikit-learn's ``_validate_params``)."""
         check_integer_params(self, {"n_components": 1, "window_length": 2, "window_stride": 1})
         check_fbn_threshold(self.fbn_threshold, "fbn_threshold")
 
@@ -85,7 +86,7 @@ class _WindowedDecomposition(
         self : object
         """
         del y
-        self._validate_params()
+        self._check_params()
         runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
         conf = None if confounds is None else [c for _, c in runs_and_confounds]

@@ -214,8 +214,8 @@ class SDLDecomposition(_WindowedDecomposition):
         self.window_alpha = window_alpha
         self.fbn_threshold = fbn_threshold
 
-    def _validate_params(self):
-        super()._validate_params()
+    def _check_params(self):
+        super()._check_params()
         for name in ("alpha", "window_alpha"):
             value = getattr(self, name)
             if value is None and name == "window_alpha":

@@ -250,7 +250,7 @@ def plan_comparison(
             # estimators would print at every window.
             verbose=verbose if isinstance(est, STCADecomposition) else max(0, verbose - 1),
         )
-        est._validate_params()  # a bad parameter fails now, before anything is written
+        est._check_params()  # a bad parameter fails now, before anything is written
     if not isinstance(templates, Mapping):
         templates = load_rsn_templates(
             templates, target_img=mask_img, threshold=template_threshold, names=template_names

@@ -206,7 +206,8 @@ class STCADecomposition(
         self.random_state = random_state
 
     # ------------------------------------------------------------------ validation
-    def _validate_params(self):
+    def _check_params(self):
+        """Refuse a bad parameter in one line (not scikit-learn's ``_validate_params``)."""
         check_integer_params(
             self,
             {
@@ -239,7 +240,7 @@ class STCADecomposition(
             raise ValueError(f"autoencoder_widths must be 4 positive integers, got {widths!r}.")
         for width in widths:
             check_integer(width, "each of autoencoder_widths", 1)
-        return resolve_device(self.device)
+        resolve_device(self.device)  # an unknown device, or CUDA absent, fails here
 
     def _make_masker(self):
         if isinstance(self.mask, (NiftiMasker, MultiNiftiMasker)):
@@ -275,7 +276,8 @@ class STCADecomposition(
         self : STCADecomposition
         """
         del y
-        device = self._validate_params()
+        self._check_params()
+        device = resolve_device(self.device)
         runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
 
