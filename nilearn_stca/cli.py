@@ -8,8 +8,9 @@ import zlib
 from pathlib import Path
 
 from . import __version__
+from .evaluation.tables import METHOD_NAMES
 
-METHOD_CHOICES = ("ica", "sdl", "stca")
+METHOD_CHOICES = tuple(METHOD_NAMES)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,6 +15,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from .evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS, subject_labels
+from .evaluation.metrics import check_strategy
 from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from .interfaces import ICA, SDL, STCA, ComparisonReport, EvaluateIoU, PrepareComparison
 
@@ -300,8 +301,7 @@ def init_comparison_wf(
     >>> wf.run(plugin="MultiProc", plugin_args={"n_procs": 4})  # doctest: +SKIP
     """
     methods = _check_methods(methods)
-    if strategy not in ("max", "hungarian"):
-        raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
+    check_strategy(strategy)
     params = _check_method_params(method_params, methods)
     in_files, confounds_files, mask_file, templates = _check_files(
         in_files, confounds_files, mask_file, templates

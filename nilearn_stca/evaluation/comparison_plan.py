@@ -30,7 +30,7 @@ from .._checks import (
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..stca.decomposition import STCADecomposition
 from ..windows import window_starts
-from .metrics import score_maps
+from .metrics import check_strategy, score_maps
 from .templates import load_rsn_templates
 
 #: The methods ``compare`` knows by name.
@@ -223,8 +223,7 @@ def plan_comparison(
         )
     else:
         check_mask_not_empty(mask_img, name="mask_img")
-    if strategy not in ("max", "hungarian"):
-        raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
+    check_strategy(strategy)
     check_fbn_threshold(threshold)
     threshold = float(threshold)
     if sweep_stride is not None:

@@ -47,6 +47,16 @@ def dice_matrix(components, templates):
     return np.divide(2 * intersection, total, out=np.zeros_like(intersection), where=total > 0)
 
 
+#: How templates are matched to maps: each to its best map, or one to one (Hungarian).
+STRATEGIES = ("max", "hungarian")
+
+
+def check_strategy(strategy):
+    """Refuse an unknown matching ``strategy`` in one line."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
+
+
 def match_components(scores, strategy="max"):
     """Pick, for every template, the component that matches it.
 
@@ -66,16 +76,15 @@ def match_components(scores, strategy="max"):
         One row per template: ``template`` (column index), ``component`` (row index; -1 if
         none, or if the best component's score is 0: no overlap) and ``score``.
     """
+    check_strategy(strategy)
     scores = np.asarray(scores, dtype=float)
     n_templates = scores.shape[1]
     components = np.full(n_templates, -1)
     if strategy == "max":
         components[:] = scores.argmax(axis=0)
-    elif strategy == "hungarian":
+    else:
         rows, cols = linear_sum_assignment(scores, maximize=True)
         components[cols] = rows
-    else:
-        raise ValueError(f"Unknown strategy={strategy!r}: use 'max' or 'hungarian'.")
     matched = np.where(components >= 0, scores[components, np.arange(n_templates)], 0.0)
     # A component that does not overlap the template at all is no match.
     components[matched <= 0] = -1

@@ -23,7 +23,7 @@ from nipype.interfaces.base import (
 
 from .._io import atomic_path, atomic_paths
 from ..evaluation.comparison import result_rows
-from ..evaluation.metrics import score_maps
+from ..evaluation.metrics import STRATEGIES, score_maps
 from ..evaluation.outputs import write_comparison_report
 from ..evaluation.results_folder import (
     RESULT_COLUMNS,
@@ -61,7 +61,7 @@ class EvaluateIoUInputSpec(_TemplatesInputSpec):
         "any static map is non-zero",
     )
     threshold = traits.Float(3.6, usedefault=True, desc="z threshold of the maps")
-    strategy = traits.Enum("max", "hungarian", usedefault=True, desc="matching of maps")
+    strategy = traits.Enum(*STRATEGIES, usedefault=True, desc="matching of maps")
     subject = traits.Str(mandatory=True, desc="subject label of the rows")
     method = traits.Str(mandatory=True, desc="method label of the rows")
     fit_seconds = traits.Float(desc="runtime of the static rows (NaN if not given)")
