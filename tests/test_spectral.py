@@ -103,7 +103,7 @@ def test_estimator_fft_and_direct_agree(tiny_run):
     direct = STCADecomposition(
         mask=mask, conv_algorithm="direct", static_maps="mean", **TINY_STCA
     ).fit(img)
-    assert fft.conv_algorithm == "fft"
+    assert fft.conv_algorithm == "auto" and fft._conv_path() == "fft"  # on CPU
     np.testing.assert_allclose(fft.loss_curve_, direct.loss_curve_, rtol=1e-4)
     # Nine steps at learning rate 1e-3 let float32 rounding grow to a few thousandths in z.
     np.testing.assert_allclose(fft.components_, direct.components_, atol=1e-2)
@@ -151,3 +151,12 @@ def test_window_iteration_leaves_inference_mode_between_windows(setting):
         frozen = STCANetwork(**network.config).eval()
     assert frozen.stca.embed.weight.is_inference()
     assert len(dict(iter_attention_logits(frozen, run, np.arange(2), 12, box))) == 2
+
+
+def test_auto_conv_algorithm_is_fft_on_cpu_and_direct_elsewhere():
+    from nilearn_stca.stca._training import resolve_conv_algorithm
+
+    assert resolve_conv_algorithm("auto", "cpu") == "fft"
+    assert resolve_conv_algorithm("auto", "cuda") == "direct"
+    assert resolve_conv_algorithm("fft", "cuda") == "fft"
+    assert resolve_conv_algorithm("direct", "cpu") == "direct"

@@ -101,7 +101,10 @@ _STCA_PARAMS = {
     "decoder": (_str, "'autoencoder' (the paper's) or 'regression': what guides the attention"),
     "static_maps": (_str, "'clustered' (k-means of the window FBNs) or 'mean' (of the z-maps)"),
     "device": (_str, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-    "conv_algorithm": (_str, "'fft' (fast) or 'direct' (the plain reference): same maps"),
+    "conv_algorithm": (
+        _str,
+        "'auto' (fft on CPU, direct on CUDA), 'fft' (fast on CPU) or 'direct': same maps",
+    ),
 }
 
 _ICA_PARAMS = {

@@ -22,7 +22,12 @@ from ..maps import zscore_maps
 from ..windows import window_starts
 from ._grid import BrainBox
 from ._persistence import NetworkPicklingMixin
-from ._training import CONV_ALGORITHMS, iter_attention_logits, train_network
+from ._training import (
+    CONV_ALGORITHM_CHOICES,
+    iter_attention_logits,
+    resolve_conv_algorithm,
+    train_network,
+)
 from .network import DECODERS, DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
 from .static_maps import STATIC_MAPS, clustered_static_maps, mean_static_maps
 
@@ -98,12 +103,14 @@ class STCADecomposition(
         (``benchmarks/README.md``).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the network runs; "auto" takes CUDA when available.
-    conv_algorithm : {"fft", "direct"}, default="fft"
+    conv_algorithm : {"auto", "fft", "direct"}, default="auto"
         How the STCA block's 3D convolutions are computed, in training and for the maps.
         "fft" evaluates them through the FFT on the brain's bounding box only; "direct"
         runs plain zero-padded convolutions over the whole box (the reference
-        implementation, several times slower on CPU). Both give the same attention maps for
-        the same weights, to float32 rounding (see ``benchmarks/``).
+        implementation, 10 to 20 times slower on CPU). Both give the same attention maps
+        for the same weights, to float32 rounding (see ``benchmarks/``). "auto": "fft"
+        while the network is on CPU, "direct" on CUDA (cuDNN), where the FFT path has not
+        been measured; decided at each call, so a network moved to another device follows.
     %(mask)s
     smoothing_fwhm : float, default=None
         Spatial smoothing (mm) applied by the masker.
@@ -156,7 +163,7 @@ class STCADecomposition(
         decoder="regression",
         static_maps="clustered",
         device="auto",
-        conv_algorithm="fft",
+        conv_algorithm="auto",
         mask=None,
         smoothing_fwhm=None,
         standardize="zscore_sample",
@@ -220,9 +227,10 @@ class STCADecomposition(
         )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
-        if self.conv_algorithm not in CONV_ALGORITHMS:
+        if self.conv_algorithm not in CONV_ALGORITHM_CHOICES:
             raise ValueError(
-                f"conv_algorithm must be one of {CONV_ALGORITHMS}, got {self.conv_algorithm!r}."
+                f"conv_algorithm must be one of {CONV_ALGORITHM_CHOICES}, got "
+                f"{self.conv_algorithm!r}."
             )
         check_fbn_threshold(self.threshold)
         if self.static_maps not in STATIC_MAPS:
@@ -314,7 +322,7 @@ class STCADecomposition(
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             rng=rng,
-            conv_algorithm=self.conv_algorithm,
+            conv_algorithm=self._conv_path(),
             verbose=self.verbose,
         )
         self.n_steps_ = len(self.loss_curve_)
@@ -323,6 +331,11 @@ class STCADecomposition(
         self.components_img_ = masker.inverse_transform(self.components_)
         self._fit_maps_masker()
         return self
+
+    def _conv_path(self):
+        """``conv_algorithm`` resolved for the device the network is on now."""
+        device_type = next(self.network_.parameters()).device.type
+        return resolve_conv_algorithm(self.conv_algorithm, device_type)
 
     def _iter_run_maps(self, run, starts, desc="STCA windows"):
         """Yield ``(start, z-maps)``: spatial attention logits z-scored per map over the mask."""
@@ -333,7 +346,7 @@ class STCADecomposition(
             starts,
             self.window_length,
             self._box,
-            conv_algorithm=self.conv_algorithm,
+            conv_algorithm=self._conv_path(),
             verbose=show_progress,
             desc=desc,
         ):
