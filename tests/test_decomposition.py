@@ -78,12 +78,27 @@ def test_window_maps(fitted, tiny_run):
 def test_transform_inverse_transform_score(fitted, tiny_run):
     img, _ = tiny_run
     (loadings,) = fitted.transform(img)
-    assert loadings.shape == (50, 3)
+    data = apply_mask(img, fitted.mask_img_)
+    expected = np.linalg.lstsq(fitted.components_.T, data.T, rcond=None)[0].T
+    np.testing.assert_allclose(loadings, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     (back,) = fitted.inverse_transform([loadings])
-    assert back.shape == (12, 12, 12, 50)
-    assert 0 <= fitted.score(img) <= 1
+    np.testing.assert_allclose(
+        apply_mask(back, fitted.mask_img_), loadings @ fitted.components_, atol=1e-3
+    )
+    # score: the cleaned run regressed, scan by scan, on the unit maps and a constant; the
+    # maps' part alone is subtracted (nilearn's definition), computed here independently.
+    cleaned = fitted.masker_.transform(img).astype(np.float64)
+    unit = fitted.components_ / np.linalg.norm(fitted.components_, axis=1, keepdims=True)
+    design = np.column_stack([unit.T, np.ones(unit.shape[1])])
+    coef = np.linalg.lstsq(design, cleaned.T, rcond=None)[0][:-1]
+    expected_score = 1 - np.sum((cleaned - coef.T @ unit) ** 2) / np.sum(cleaned**2)
+    assert fitted.score(img) == pytest.approx(max(0.0, expected_score), rel=1e-5, abs=1e-7)
     per_component = fitted.score([img, img], per_component=True)
-    assert per_component.shape == (3,)
+    both = np.vstack([cleaned, cleaned])
+    expected_per_map = [
+        max(0.0, 1 - np.var(both - np.outer(both @ u, u)) / np.var(both)) for u in unit
+    ]
+    np.testing.assert_allclose(per_component, expected_per_map, rtol=1e-5, atol=1e-7)
     with pytest.raises(TypeError, match="loadings must be a list"):
         fitted.inverse_transform(loadings)
 
