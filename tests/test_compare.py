@@ -306,3 +306,17 @@ def test_tables_and_report(compared):
     assert "Liu et al." in html and '"note": "test"' in html
     assert (out_dir / "table1_windows.tex").is_file()
     assert pd.read_csv(out_dir / "table1_static.csv", header=[0, 1], index_col=0).shape == (4, 6)
+
+
+def test_paper_constants_are_the_means_of_the_papers_table1():
+    from pathlib import Path
+
+    from nilearn_stca.evaluation import PAPER_TABLE1_MEAN_IOU
+
+    table1_file = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table1.csv"
+    if not table1_file.is_file():
+        pytest.skip(f"the paper's Table 1 is not at {table1_file} (shared folder absent)")
+    paper = pd.read_csv(table1_file, index_col="template")
+    assert len(paper) == 10  # the 10 Smith et al. (2009) RSNs
+    for method, mean in PAPER_TABLE1_MEAN_IOU.items():
+        assert round(paper[method.upper()].mean(), 2) == mean, method
