@@ -129,7 +129,7 @@ def test_inputs_and_outputs(method):
     assert inputs.windows is True
     outputs = set(interface.output_spec().copyable_trait_names())
     expected = {"components_file", "thresholded_file", "windows_dir", "mask_file", "fit_seconds"}
-    assert outputs == (expected | {"model_file"} if method == "stca" else expected)
+    assert outputs == (expected | {"model_file", "model_dir"} if method == "stca" else expected)
 
 
 @pytest.mark.parametrize("method", INTERFACES)
@@ -214,9 +214,10 @@ def test_node_gives_the_estimators_maps(ran, files, ica_maps):
         np.testing.assert_array_equal(apply_mask(path, files["mask"]), maps)
 
 
-def test_stca_model_file_loads_with_the_same_maps(ran):
+@pytest.mark.parametrize("output", ["model_file", "model_dir"])
+def test_stca_model_loads_with_the_same_maps(ran, output):
     outputs, _ = ran["stca"]
-    model = STCADecomposition.load(outputs.model_file)
+    model = STCADecomposition.load(getattr(outputs, output))
     assert model.get_params()["autoencoder_widths"] == (4, 4, 8, 8)
     np.testing.assert_array_equal(
         apply_mask(outputs.components_file, model.mask_img_), model.components_

@@ -179,7 +179,10 @@ class DecompositionOutputSpec(TraitedSpec):
 class STCAOutputSpec(DecompositionOutputSpec):
     """Outputs of :class:`STCA`."""
 
-    model_file = File(exists=True, desc="the fitted estimator (STCADecomposition.load)")
+    model_file = File(exists=True, desc="the fitted estimator as a pickle (for your own use)")
+    model_dir = Directory(
+        exists=True, desc="the fitted estimator as a model folder that loads without running code"
+    )
 
 
 # ---------------------------------------------------------------------- decompositions
@@ -269,8 +272,9 @@ class STCA(_Decomposition):
     the libraries' own). Outputs: ``components_file`` (``components_img_``),
     ``thresholded_file`` (``fbns_img()``: 1 where a map is at least ``threshold``),
     ``windows_dir`` (one file per sliding window, see the module's docstring), ``mask_file``,
-    ``fit_seconds`` and ``model_file`` (``est.save``; read it with
-    :meth:`STCADecomposition.load <nilearn_stca.STCADecomposition.load>`).
+    ``fit_seconds``, ``model_dir`` (``est.save``: a model folder, which loads without
+    running code, to share) and ``model_file`` (the same as a pickle, for your own use);
+    read either with :meth:`STCADecomposition.load <nilearn_stca.STCADecomposition.load>`.
 
     Examples
     --------
@@ -282,7 +286,7 @@ class STCA(_Decomposition):
     >>> stca.inputs.in_files = ["sub-01_task-rest_bold.nii.gz"]  # doctest: +SKIP
     >>> stca.inputs.mask_file = "mask.nii.gz"  # doctest: +SKIP
     >>> result = stca.run()  # doctest: +SKIP
-    >>> STCADecomposition.load(result.outputs.model_file)  # doctest: +SKIP
+    >>> STCADecomposition.load(result.outputs.model_dir)  # doctest: +SKIP
     STCADecomposition(n_components=20, random_state=0, ...)
     """
 
@@ -292,6 +296,7 @@ class STCA(_Decomposition):
     _params = _STCA_PARAMS
 
     def _save_model(self, estimator, out_dir):
+        self._results["model_dir"] = str(estimator.save(out_dir / "model", format="folder"))
         self._results["model_file"] = str(estimator.save(out_dir / "model.pkl"))
 
 
