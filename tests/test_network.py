@@ -98,9 +98,52 @@ def test_regression_decoder_has_no_autoencoder_and_a_gradient_to_the_attention()
     mask[2:14, 3:13, 2:12] = 1
     reconstruction, sa = network(x * mask, mask)
     assert reconstruction.shape == x.shape and sa.shape == (1, 3, 16, 16, 16)
-    assert float(reconstruction[..., mask == 0].abs().max()) == 0
+    assert float(reconstruction.detach()[..., mask == 0].abs().max()) == 0
     ((reconstruction - x * mask) ** 2).sum().backward()
     assert float(network.stca.spatial_conv2.weight.grad.abs().sum()) > 0
     assert float(network.stca.embed.weight.grad.abs().sum()) > 0
     with pytest.raises(ValueError, match="decoder must be one of"):
         STCANetwork(window_length=6, n_components=3, decoder="unet")
+
+
+def _identity_embedding_block(n_channels):
+    """A block whose embedding copies its input and whose attention gates are all 0.5."""
+    block = STCABlock(n_channels, n_channels).eval()
+    with torch.no_grad():
+        for layer in (block.embed, block.channel_fc3, block.spatial_conv2):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        for c in range(n_channels):
+            block.embed.weight[c, c, 3, 3, 3] = 1.0  # the 7x7x7 kernel's centre tap
+    return block
+
+
+def test_block_on_a_hand_computed_case():
+    # Embedding = identity, channel attention sigmoid(0) = 0.5, spatial logits 0 (gate 0.5):
+    # out = 0.5 * 0.5 * gelu(x) inside the mask and 0 outside, by the paper's eqs. 1-5.
+    torch.manual_seed(2)
+    x = torch.randn(1, 3, 8, 8, 8)
+    mask = torch.zeros(8, 8, 8)
+    mask[2:6, 1:7, 3:8] = 1
+    with torch.no_grad():
+        out, logits = _identity_embedding_block(3)(x, mask)
+    torch.testing.assert_close(out, 0.25 * torch.nn.functional.gelu(x) * mask)
+    assert torch.count_nonzero(logits) == 0
+
+
+def test_attention_is_a_gate_in_0_1_and_zero_outside_the_brain(windows):
+    torch.manual_seed(3)
+    block = STCABlock(6, 4).eval()
+    mask = (torch.rand(16, 16, 32) > 0.4).float()
+    with torch.no_grad():
+        out, logits = block(windows, mask)
+        f1, same_logits = block.attention_logits(windows, mask)
+    torch.testing.assert_close(same_logits, logits, rtol=0, atol=0)
+    outside = mask == 0
+    assert torch.count_nonzero(out[..., outside]) == 0
+    assert torch.count_nonzero(logits[..., outside]) == 0
+    inside = f1 != 0
+    gate = out[inside] / f1[inside]
+    assert float(gate.min()) > 0 and float(gate.max()) < 1
+    weights = block.channel_attention(torch.nn.functional.gelu(block.embed(windows)), mask)
+    assert float(weights.min()) > 0 and float(weights.max()) < 1
