@@ -45,7 +45,7 @@ def fsync_directory(path):
         os.close(descriptor)
 
 
-def fsync_tree(path):
+def _fsync_tree(path):
     """Flush a file, or every file of a folder (and the folders, where allowed)."""
     if not path.is_dir():
         fsync_file(path)
@@ -56,8 +56,25 @@ def fsync_tree(path):
         fsync_directory(root)
 
 
+def _replace_folder(new, path):
+    """Rename the folder ``new`` onto the existing folder ``path``, then delete the old one.
+
+    The old folder is moved aside first (a rename cannot replace a non-empty folder) and
+    moved back if the second rename fails, so ``path`` always names a complete folder.
+    """
+    old = path.with_name(f".old-{uuid.uuid4().hex[:8]}-{path.name}")
+    os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    fsync_directory(path.parent)
+    shutil.rmtree(old)
+
+
 @contextmanager
-def atomic_path(path):
+def atomic_path(path, replace_folder=False):
     """Yield a temporary path beside ``path``, renamed to ``path`` when the block succeeds.
 
     The temporary name keeps the file's extensions (``.nii.gz``, ``.csv``...), so writers
@@ -65,14 +82,19 @@ def atomic_path(path):
     there. Before the rename the temporary file (or every file of the folder) is flushed
     to disk, and the parent folder is flushed after it, so that a crash or power loss leaves
     either the old ``path`` or the complete new one. If the block or the flush fails, the
-    temporary file or folder is removed and ``path`` is left as it was.
+    temporary file or folder is removed and ``path`` is left as it was. With
+    ``replace_folder``, a folder the block makes replaces an existing folder at ``path``
+    (the caller decides that it may); otherwise a rename cannot replace a non-empty folder.
     """
     path = Path(path)
     temporary = path.with_name(f".partial-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         yield temporary
-        fsync_tree(temporary)
-        os.replace(temporary, path)
+        _fsync_tree(temporary)
+        if replace_folder and temporary.is_dir() and path.is_dir():
+            _replace_folder(temporary, path)
+        else:
+            os.replace(temporary, path)
         fsync_directory(path.parent)
     finally:
         if temporary.is_dir():

@@ -278,3 +278,21 @@ def test_full_disk_leaves_no_partial_node_output(images, tmp_path, monkeypatch, 
         interface.run(cwd=cwd)
     assert calls
     assert sorted(path.name for path in cwd.iterdir()) == expected
+
+
+def test_atomic_path_replaces_a_folder_only_when_asked(tmp_path):
+    from nilearn_stca._io import atomic_path
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(OSError):
+        with atomic_path(target) as partial:
+            partial.mkdir()
+            (partial / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+    with atomic_path(target, replace_folder=True) as partial:
+        partial.mkdir()
+        (partial / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging or old copy left

@@ -11,10 +11,7 @@ to run code on this machine.
 
 import hashlib
 import json
-import os
 import pickle
-import shutil
-import uuid
 from pathlib import Path
 
 import nibabel as nib
@@ -23,7 +20,8 @@ import torch
 from nilearn import maskers
 from nilearn.masking import apply_mask
 
-from .._io import fsync_directory, fsync_tree
+from .. import __version__
+from .._io import atomic_path
 
 MODEL_FORMAT = "nilearn-stca-model"
 #: Version of the folder layout; :func:`read_model_folder` refuses newer ones.
@@ -109,7 +107,7 @@ def write_model_folder(estimator, path):
     manifest = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
-        "package_version": _package_version(),
+        "package_version": __version__,
         "class": type(estimator).__name__,
         "params": {
             name: _to_json(_object_param(name, value) if name in _OBJECT_PARAMS else value, name)
@@ -122,8 +120,7 @@ def write_model_folder(estimator, path):
         "network_config": _to_json(dict(estimator.network_.config), "network configuration"),
         "loss_curve": [float(loss) for loss in estimator.loss_curve_],
     }
-    staging = path.with_name(f".partial-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
+    with atomic_path(path, replace_folder=True) as staging:
         staging.mkdir()
         weights = {k: v.detach().cpu() for k, v in estimator.network_.state_dict().items()}
         torch.save(weights, staging / "weights.pt")
@@ -131,30 +128,7 @@ def write_model_folder(estimator, path):
         nib.save(estimator.components_img_, staging / "components.nii.gz")
         manifest["sha256"] = {name: _sha256(staging / name) for name in _DATA_FILES}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        fsync_tree(staging)
-        _swap_in(staging, path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return path
-
-
-def _swap_in(new, path):
-    """Rename the complete folder ``new`` onto ``path``, replacing an older model folder."""
-    old = None
-    if path.exists():
-        old = path.with_name(f".old-{uuid.uuid4().hex[:8]}-{path.name}")
-        os.replace(path, old)
-    os.replace(new, path)
-    fsync_directory(path.parent)
-    if old is not None:
-        shutil.rmtree(old)
-
-
-def _package_version():
-    from .. import __version__
-
-    return __version__
 
 
 def read_model_folder(path, cls):
