@@ -7,7 +7,7 @@ z-scored, sign-flipped maps every method reports), so that ``fit_transform``,
 """
 
 import numpy as np
-from nilearn.image import index_img
+from nilearn.image import index_img, load_img
 from nilearn.maskers import NiftiMapsMasker
 from sklearn.utils.validation import check_is_fitted
 
@@ -96,7 +96,7 @@ class DecompositionAPIMixin:
 
     def _transform_one(self, img, confounds):
         if self.maps_masker_ is None:
-            n_scans = mask_run(self.masker_, img, confounds).shape[0]
+            n_scans = load_img(img).shape[3]
             return np.zeros((n_scans, len(self.components_)), dtype=np.float32)
         signals = self.maps_masker_.transform(img, confounds=confounds)
         loadings = np.zeros((len(signals), len(self.components_)), dtype=signals.dtype)

@@ -233,8 +233,12 @@ class SDLDecomposition(_WindowedDecomposition):
         return self.alpha
 
     def _static_overrides(self, n_scans):
-        self.alpha_ = self._alpha_for(n_scans)
-        return {"alpha": self.alpha_}
+        return {"alpha": self._alpha_for(n_scans)}
+
+    @property
+    def alpha_(self):
+        """The sparsity of the static fit: the fitted DictLearning's ``alpha``."""
+        return self.estimator_.alpha
 
     def _window_overrides(self):
         if self.window_alpha is None:
