@@ -65,6 +65,19 @@ class WindowMapsMixin:
         run = self._masked_run(img, confounds)
         yield from self._iter_run_maps(run, window_starts(len(run), self.window_length, stride))
 
+    def fit_iter_window_maps(self, img, confounds=None, stride=None):
+        """Fit on one run, then iterate over the maps of its windows.
+
+        The same as ``fit(img, confounds=[confounds])`` followed by
+        ``iter_window_maps(img, confounds, stride)`` (see there); the fit happens when this
+        method is called. STCA's version maps each window once for both its static maps
+        and the returned maps.
+        """
+        if stride is not None:
+            check_stride(stride, None)  # a bad stride fails before the fit, not after
+        self.fit([img], confounds=None if confounds is None else [confounds])
+        return self.iter_window_maps(img, confounds, stride)
+
     def window_maps_img(self, img, start_scan, confounds=None):
         """The maps of the window starting at ``start_scan``, as a 4D image.
 

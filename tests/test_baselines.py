@@ -411,3 +411,16 @@ def test_score_is_nilearns_definition(sim):
     np.testing.assert_allclose(
         explained_variance(data, ica.components_, per_component=True), expected_per_map, atol=1e-3
     )
+
+
+@pytest.mark.parametrize("cls", METHODS)
+def test_fit_iter_window_maps_is_fit_then_iter_window_maps(cls, fitted_on_sim, sim):
+    estimator = _make(cls, window_length=40, window_stride=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = list(estimator.fit_iter_window_maps(sim.func[0]))
+    expected = _windows(fitted_on_sim[cls], sim.func[0])
+    assert [start for start, _ in got] == [start for start, _ in expected] == [0, 40, 80]
+    for (_, maps), (_, same) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(maps, same)
+    np.testing.assert_array_equal(estimator.components_, fitted_on_sim[cls].components_)

@@ -75,6 +75,34 @@ def test_window_maps(fitted, tiny_run):
     assert set(np.unique(fitted.fbns_img().get_fdata())) <= {0, 1}
 
 
+@pytest.mark.parametrize("stride", [None, 10])
+def test_fit_iter_window_maps_maps_each_window_once(fitted, tiny_run, stride, monkeypatch):
+    """One pass: the same fit and maps as fit + iter_window_maps, each window mapped once."""
+    from nilearn_stca.stca import decomposition
+
+    img, mask = tiny_run
+    expected = dict(fitted.iter_window_maps(img, stride=stride))
+    mapped = []
+    original = decomposition.iter_attention_logits
+
+    def counting(network, run, starts, *args, **kwargs):
+        for start, logits in original(network, run, starts, *args, **kwargs):
+            mapped.append(start)
+            yield start, logits
+
+    monkeypatch.setattr(decomposition, "iter_attention_logits", counting)
+    estimator = STCADecomposition(mask=mask, **TINY_STCA)
+    windows = estimator.fit_iter_window_maps(img, stride=stride)
+    assert estimator.n_steps_ == fitted.n_steps_ and not hasattr(estimator, "components_")
+    got = dict(windows)
+    assert sorted(got) == sorted(expected)
+    for start in expected:
+        np.testing.assert_array_equal(got[start], expected[start])
+    np.testing.assert_array_equal(estimator.components_, fitted.components_)
+    training_windows = list(range(0, 41, 5))
+    assert mapped == training_windows + ([] if stride is None else [0, 10, 20, 30, 40])
+
+
 def test_transform_inverse_transform_score(fitted, tiny_run):
     img, _ = tiny_run
     (loadings,) = fitted.transform(img)

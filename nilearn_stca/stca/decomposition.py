@@ -17,7 +17,7 @@ from .._checks import (
 )
 from .._decomposition_api import DecompositionAPIMixin
 from .._docs import fill_doc
-from .._window_api import WindowMapsMixin
+from .._window_api import WindowMapsMixin, check_stride
 from ..maps import zscore_maps
 from ..windows import window_starts
 from ._grid import BrainBox
@@ -29,7 +29,7 @@ from ._training import (
     train_network,
 )
 from .network import DECODERS, DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
-from .static_maps import STATIC_MAPS, clustered_static_maps, mean_static_maps
+from .static_maps import STATIC_MAPS, static_maps_accumulator
 
 #: The paper's settings where the defaults differ, and its number of maps: with these
 #: (and the default windows of 40 scans at stride 1, one epoch, one window per step and
@@ -284,6 +284,57 @@ class STCADecomposition(
         self : STCADecomposition
         """
         del y
+        runs, static = self._train(imgs, confounds)
+        for run in runs:
+            starts = window_starts(len(run), self.window_length, self.window_stride)
+            for _, maps in self._iter_run_maps(run, starts, desc="STCA static maps"):
+                static.add(maps)
+        self._set_static_maps(static.result())
+        return self
+
+    def fit_iter_window_maps(self, img, confounds=None, stride=None):
+        """Train on one run, then iterate over the maps of its windows, mapping each once.
+
+        Gives the same fitted estimator and the same maps as ``fit(img)`` followed by
+        ``iter_window_maps(img, confounds, stride)``, but the static maps are accumulated
+        from the windows as they are yielded (when ``stride`` is ``window_stride``), so no
+        window is mapped twice and the run is masked once. The network is trained when this
+        method is called; ``components_`` are set once the returned iterator is exhausted.
+
+        Parameters
+        ----------
+        img : Niimg-like
+            One 4D run.
+        confounds : CSV path, ndarray, DataFrame or None, default=None
+        stride : int, default=None
+            Scans between yielded windows; ``window_stride`` if None. Another stride maps
+            the training windows for the static maps first, then the windows asked for.
+
+        Returns
+        -------
+        windows : iterator of (int, ndarray of float32, shape (n_components, n_voxels))
+            ``(start_scan, maps)`` as :meth:`iter_window_maps` yields them.
+        """
+        self._check_params()
+        stride = check_stride(stride, self.window_stride)
+        (run,), static = self._train([img], None if confounds is None else [confounds])
+        return self._iter_windows_and_static_maps(run, static, stride)
+
+    def _iter_windows_and_static_maps(self, run, static, stride):
+        training_starts = window_starts(len(run), self.window_length, self.window_stride)
+        if stride == self.window_stride:
+            for start, maps in self._iter_run_maps(run, training_starts):
+                static.add(maps)
+                yield start, maps
+            self._set_static_maps(static.result())
+            return
+        for _, maps in self._iter_run_maps(run, training_starts, desc="STCA static maps"):
+            static.add(maps)
+        self._set_static_maps(static.result())
+        yield from self._iter_run_maps(run, window_starts(len(run), self.window_length, stride))
+
+    def _train(self, imgs, confounds):
+        """Check, mask and train; return the masked runs and an empty static-map accumulator."""
         self._check_params()
         device = resolve_device(self.device)
         runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
@@ -308,6 +359,8 @@ class STCADecomposition(
                 self.window_length, self.n_components, self.autoencoder_widths, self.decoder
             ).to(device)
 
+        for attribute in ("components_", "components_img_"):
+            self.__dict__.pop(attribute, None)
         self.masker_ = masker
         self.mask_img_ = masker.mask_img_
         self._box = box
@@ -326,11 +379,13 @@ class STCADecomposition(
             verbose=self.verbose,
         )
         self.n_steps_ = len(self.loss_curve_)
+        static = static_maps_accumulator(self.static_maps, self.n_components, self.threshold, seed)
+        return runs, static
 
-        self.components_ = self._static_maps(runs, seed)
-        self.components_img_ = masker.inverse_transform(self.components_)
+    def _set_static_maps(self, components):
+        self.components_ = components
+        self.components_img_ = self.masker_.inverse_transform(components)
         self._fit_maps_masker()
-        return self
 
     def _conv_path(self):
         """``conv_algorithm`` resolved for the device the network is on now."""
@@ -351,18 +406,3 @@ class STCADecomposition(
             desc=desc,
         ):
             yield start, zscore_maps(logits).astype(np.float32)
-
-    def _static_maps(self, runs, seed):
-        """``components_`` from the maps of every training window (see ``static_maps``)."""
-        windows = (
-            maps
-            for run in runs
-            for _, maps in self._iter_run_maps(
-                run,
-                window_starts(len(run), self.window_length, self.window_stride),
-                desc="STCA static maps",
-            )
-        )
-        if self.static_maps == "mean":
-            return mean_static_maps(windows)
-        return clustered_static_maps(windows, self.n_components, self.threshold, seed)
