@@ -36,12 +36,13 @@ FORMAT = "nilearn-stca window sweep"
 VERSION = 1
 
 
-def write_window_sweep(estimator, img, path, confounds=None, stride=None):
+def write_window_sweep(estimator, img, path, confounds=None, stride=None, fit=False):
     """Write the maps of every sliding window of ``img`` to the folder ``path``.
 
     Parameters
     ----------
-    estimator : fitted STCADecomposition, ICADecomposition or SDLDecomposition
+    estimator : STCADecomposition, ICADecomposition or SDLDecomposition
+        Fitted, unless ``fit`` is True.
     img : Niimg-like
         One 4D run.
     path : str or Path
@@ -50,21 +51,29 @@ def write_window_sweep(estimator, img, path, confounds=None, stride=None):
         See :meth:`iter_window_maps`.
     stride : int, default=None
         Scans between windows; the estimator's ``window_stride`` if None.
+    fit : bool, default=False
+        Fit ``estimator`` on ``img`` first, in the same pass as the sweep
+        (:meth:`fit_iter_window_maps`): STCA then maps each window once for both its static
+        maps and the sweep.
 
     Returns
     -------
     sweep : WindowSweep
         The written sweep, memory-mapped.
     """
-    check_is_fitted(estimator)
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists: choose a new folder for the sweep.")
+    if fit:
+        windows = estimator.fit_iter_window_maps(img, confounds, stride)
+    else:
+        check_is_fitted(estimator)
+        windows = estimator.iter_window_maps(img, confounds, stride)
     stride = check_stride(stride, estimator.window_stride)
     n_scans = load_img(img).shape[3]
     starts = window_starts(n_scans, estimator.window_length, stride)
     n_voxels = int(np.count_nonzero(np.asanyarray(estimator.mask_img_.dataobj)))
-    shape = (len(starts), estimator.components_.shape[0], n_voxels)
+    shape = (len(starts), estimator.n_components, n_voxels)
     with atomic_path(path) as partial:
         partial.mkdir()
         estimator.mask_img_.to_filename(partial / "mask.nii.gz")
@@ -72,7 +81,7 @@ def write_window_sweep(estimator, img, path, confounds=None, stride=None):
         with open(partial / "maps.npy", "wb") as stream:
             np.lib.format.write_array_header_2_0(stream, header)
             written = []
-            for start, maps in estimator.iter_window_maps(img, confounds, stride):
+            for start, maps in windows:
                 stream.write(np.ascontiguousarray(maps, dtype="<f4").tobytes())
                 written.append(int(start))
         if written != starts.tolist():

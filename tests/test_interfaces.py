@@ -11,7 +11,7 @@ from nilearn.image import load_img
 from nilearn.masking import apply_mask
 from threadpoolctl import threadpool_limits
 
-from nilearn_stca import STCADecomposition, interfaces, workflows
+from nilearn_stca import STCADecomposition, interfaces, load_window_sweep, workflows
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation import read_results, score_maps
@@ -20,7 +20,6 @@ from nilearn_stca.interfaces import (
     SDL,
     STCA,
     EvaluateIoU,
-    list_window_files,
     read_confounds,
 )
 
@@ -181,12 +180,10 @@ def test_node_writes_maps_fbns_and_windows(ran, files, method):
     fbns = load_img(outputs.thresholded_file)
     np.testing.assert_array_equal(fbns.get_fdata() > 0, components.get_fdata() >= 3.6)
     assert outputs.fit_seconds > 0
-    windows = list_window_files(outputs.windows_dir)
-    assert [start for start, _ in windows] == STARTS
-    assert sorted(os.listdir(outputs.windows_dir)) == [
-        f"window-{start:05d}_maps.nii.gz" for start in STARTS
-    ]
-    assert all(load_img(path).shape == components.shape for _, path in windows)
+    sweep = load_window_sweep(outputs.windows_dir)
+    assert sweep.starts.tolist() == STARTS
+    assert sweep.metadata["method"] == f"{method.upper()}Decomposition"
+    assert sweep.window_img(STARTS[1]).shape == components.shape
 
 
 @pytest.fixture(scope="module")
@@ -205,13 +202,13 @@ def ica_maps(files):
 
 def test_node_gives_the_estimators_maps(ran, files, ica_maps):
     outputs, _ = ran["ica"]
-    files_by_window = [
-        ("static", outputs.components_file),
-        *list_window_files(outputs.windows_dir),
+    node_maps = [
+        ("static", apply_mask(outputs.components_file, files["mask"])),
+        *load_window_sweep(outputs.windows_dir),
     ]
-    assert [w for w, _ in files_by_window] == [w for w, _ in ica_maps]
-    for (_, path), (_, maps) in zip(files_by_window, ica_maps, strict=True):
-        np.testing.assert_array_equal(apply_mask(path, files["mask"]), maps)
+    assert [w for w, _ in node_maps] == [w for w, _ in ica_maps]
+    for (_, maps), (_, same) in zip(node_maps, ica_maps, strict=True):
+        np.testing.assert_array_equal(maps, same)
 
 
 @pytest.mark.parametrize("output", ["model_file", "model_dir"])
@@ -297,10 +294,16 @@ def test_several_runs_write_one_subfolder_per_run(files, tmp_path):
     windows_dir = outputs.windows_dir
     assert sorted(os.listdir(windows_dir)) == ["run-01", "run-02"]
     for run in ("run-01", "run-02"):
-        starts = [start for start, _ in list_window_files(os.path.join(windows_dir, run))]
-        assert starts == [0, 20]
+        assert load_window_sweep(os.path.join(windows_dir, run)).starts.tolist() == [0, 20]
+    evaluate = EvaluateIoU(
+        components_file=outputs.components_file,
+        windows_dir=windows_dir,
+        templates=files["maps"],
+        subject="sub-01",
+        method="stca",
+    )
     with pytest.raises(ValueError, match="several runs"):
-        list_window_files(windows_dir)
+        _run(evaluate, tmp_path / "evaluate")
     assert nib.load(outputs.components_file).shape[3] == 2
 
 

@@ -52,3 +52,19 @@ def test_sweep_refuses_an_existing_folder_and_leaves_nothing_on_error(fitted, ti
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
     with pytest.raises(ValueError, match="not a window sweep folder"):
         load_window_sweep(tmp_path / "taken")
+
+
+def test_sweep_with_fit_is_the_fit_and_the_sweep_in_one_pass(fitted, tiny_run, tmp_path):
+    from conftest import TINY_STCA
+
+    from nilearn_stca import STCADecomposition
+
+    img, mask = tiny_run
+    estimator = STCADecomposition(mask=mask, **TINY_STCA)
+    sweep = write_window_sweep(estimator, img, tmp_path / "one_pass", fit=True)
+    expected = write_window_sweep(fitted, img, tmp_path / "two_passes")
+    assert sweep.starts.tolist() == expected.starts.tolist() == list(range(0, 41, 5))
+    np.testing.assert_array_equal(sweep.maps, expected.maps)
+    np.testing.assert_array_equal(estimator.components_, fitted.components_)
+    with pytest.raises(FileExistsError, match="choose a new folder"):
+        write_window_sweep(STCADecomposition(mask=mask), img, tmp_path / "one_pass", fit=True)

@@ -49,9 +49,10 @@ print(data.description)
 #
 # `STCA`, `ICA` and `SDL` take the same parameters, with the same defaults, as the Python
 # classes, plus `in_files`, `mask_file`, `confounds_files`, `windows` and `sweep_stride`.
-# They write the static z-maps, the binary FBNs, one file of z-maps per sliding window
-# (`windows_dir/window-<start>_maps.nii.gz`, written one window at a time) and, for STCA,
-# the fitted model.
+# They write the static z-maps, the binary FBNs, the z-maps of every sliding window as a
+# window sweep (`windows_dir`, the folder `write_window_sweep` writes and
+# `load_window_sweep` reads, filled one window at a time) and, for STCA, the fitted model.
+# On one run the fit and the sweep are one pass: STCA maps each window once.
 
 # %%
 stca = STCA(

@@ -16,22 +16,19 @@ around the estimator of the Python API, so a node gives exactly what the estimat
 
 Windows folder
 --------------
-``windows_dir`` holds one 4D NIfTI file per sliding window, named
-``window-<start>_maps.nii.gz`` with the window's first scan on 5 digits (e.g.
-``window-00040_maps.nii.gz``): the window's z-maps, one volume per component, on the grid of
-the static maps. Files are written one at a time while the windows are mapped
-(:meth:`~nilearn_stca.STCADecomposition.iter_window_maps`), each under a hidden temporary name
-renamed once complete, so memory stays flat however many windows a run has. With several
-``in_files`` (one group fit), each run's windows go to a subfolder ``run-<i>`` (``run-01``,
+``windows_dir`` is a window sweep (:func:`~nilearn_stca.write_window_sweep`, read back with
+:func:`~nilearn_stca.load_window_sweep`), the same store as the Python API's: the z-maps of
+every sliding window in one float32 ``maps.npy`` written one window at a time, the mask and a
+``sweep.json``, so memory stays flat however many windows a run has. With one run in
+``in_files``, the fit and the sweep are one pass (STCA maps each window once). With several
+``in_files`` (one group fit), each run's sweep is a subfolder ``run-<i>`` (``run-01``,
 ``run-02``... in the order of ``in_files``); :class:`EvaluateIoU` scores the windows of one
-run, i.e. a folder of window files (``windows_dir`` of a single-run node, or one ``run-*``
-subfolder).
+run (``windows_dir`` of a single-run node, or one ``run-*`` subfolder).
 """
 
 from .._checks import read_confounds
 from .comparison_steps import ComparisonReport, EvaluateIoU, PrepareComparison
 from .methods import ICA, SDL, STCA
-from .window_files import list_window_files, write_window_maps
 
 __all__ = [
     "ICA",
@@ -40,7 +37,5 @@ __all__ = [
     "ComparisonReport",
     "EvaluateIoU",
     "PrepareComparison",
-    "list_window_files",
     "read_confounds",
-    "write_window_maps",
 ]

@@ -33,7 +33,7 @@ from ..evaluation.results_folder import (
     read_results,
 )
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
-from .window_files import list_window_files
+from ..sweep import load_window_sweep
 
 
 class _TemplatesInputSpec(BaseInterfaceInputSpec):
@@ -54,7 +54,7 @@ class _TemplatesInputSpec(BaseInterfaceInputSpec):
 
 class EvaluateIoUInputSpec(_TemplatesInputSpec):
     components_file = File(exists=True, mandatory=True, desc="4D static z-maps")
-    windows_dir = Directory(exists=True, desc="one run's window maps (window-*_maps.nii.gz)")
+    windows_dir = Directory(exists=True, desc="one run's window sweep (write_window_sweep)")
     mask_file = File(
         exists=True,
         desc="mask of the maps (a decomposition's mask_file); if not given, the voxels where "
@@ -74,8 +74,9 @@ class EvaluateIoUOutputSpec(TraitedSpec):
 class EvaluateIoU(SimpleInterface):
     """Match static and window maps to RSN templates by IoU: rows of ``compare``'s table.
 
-    The maps (``components_file`` and every file of ``windows_dir``) are masked with
-    :func:`nilearn.masking.apply_mask`, thresholded at ``threshold`` and each template (from
+    The maps (``components_file`` and every window of the sweep ``windows_dir``, read one
+    window at a time) are masked with :func:`nilearn.masking.apply_mask`, thresholded at
+    ``threshold`` and each template (from
     :func:`~nilearn_stca.evaluation.load_rsn_templates`, on the mask's grid) is matched to a
     map by :func:`~nilearn_stca.evaluation.score_maps`, as
     :func:`~nilearn_stca.evaluation.compare` does.
@@ -120,9 +121,9 @@ class EvaluateIoU(SimpleInterface):
         )
         template_masks = apply_mask(templates.masks_img, mask_img).astype(bool)
 
-        def rows(maps_file, window, seconds):
+        def rows(maps, window, seconds):
             scores = score_maps(
-                apply_mask(maps_file, mask_img),
+                maps,
                 template_masks,
                 templates.names,
                 threshold=inputs.threshold,
@@ -131,16 +132,39 @@ class EvaluateIoU(SimpleInterface):
             return result_rows(inputs.subject, inputs.method, window, scores, seconds)
 
         fit_seconds = inputs.fit_seconds if isdefined(inputs.fit_seconds) else np.nan
-        tables = [rows(inputs.components_file, "static", fit_seconds)]
+        tables = [rows(apply_mask(inputs.components_file, mask_img), "static", fit_seconds)]
         if isdefined(inputs.windows_dir):
-            tables += [
-                rows(path, start, np.nan) for start, path in list_window_files(inputs.windows_dir)
-            ]
+            sweep = _open_one_run_sweep(inputs.windows_dir)
+            same_mask = _same_mask(sweep.masker.mask_img_, mask_img)
+            for start, maps in sweep:
+                if not same_mask:
+                    maps = apply_mask(sweep.masker.inverse_transform(maps), mask_img)
+                tables.append(rows(maps, start, np.nan))
         out_csv = Path(runtime.cwd) / "iou.csv"
         with atomic_path(out_csv) as partial:
             pd.concat(tables, ignore_index=True).to_csv(partial, index=False)
         self._results["out_csv"] = str(out_csv)
         return runtime
+
+
+def _open_one_run_sweep(windows_dir):
+    """The sweep of one run; a clear error for a multi-run node's folder of run-* sweeps."""
+    windows_dir = Path(windows_dir)
+    if not (windows_dir / "sweep.json").exists() and any(windows_dir.glob("run-*")):
+        raise ValueError(
+            f"{windows_dir} holds the windows of several runs (run-* subfolders): score one "
+            "run at a time, giving its run-* subfolder."
+        )
+    return load_window_sweep(windows_dir)
+
+
+def _same_mask(mask_a, mask_b):
+    """Whether two masks select the same voxels on the same grid."""
+    return (
+        mask_a.shape == mask_b.shape
+        and np.allclose(mask_a.affine, mask_b.affine)
+        and np.array_equal(np.asanyarray(mask_a.dataobj) > 0, np.asanyarray(mask_b.dataobj) > 0)
+    )
 
 
 # ---------------------------------------------------------------------- comparison steps

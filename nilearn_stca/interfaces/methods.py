@@ -1,6 +1,7 @@
 """STCA, ICA and SDL as nipype nodes: thin specs over the estimators of the Python API."""
 
 import contextlib
+import shutil
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .._checks import read_confounds
 from .._io import atomic_path
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..stca import STCADecomposition
-from .window_files import write_window_maps
+from ..sweep import write_window_sweep
 
 
 def _int(default, desc):
@@ -171,9 +172,13 @@ class DecompositionOutputSpec(TraitedSpec):
 
     components_file = File(exists=True, desc="static z-maps, one volume per component")
     thresholded_file = File(exists=True, desc="binary FBNs: components_file >= threshold")
-    windows_dir = Directory(exists=True, desc="one window-<start>_maps.nii.gz per window")
+    windows_dir = Directory(
+        exists=True, desc="the window sweep (write_window_sweep), or one run-<i> sweep per run"
+    )
     mask_file = File(exists=True, desc="the mask the maps live in (mask_img_)")
-    fit_seconds = traits.Float(desc="wall-clock seconds of the fit")
+    fit_seconds = traits.Float(
+        desc="wall-clock seconds of the fit (with windows on one run: fit and sweep, one pass)"
+    )
 
 
 class STCAOutputSpec(DecompositionOutputSpec):
@@ -237,9 +242,26 @@ class _Decomposition(SimpleInterface):
 
     def _fit_and_write(self, in_files, confounds, out_dir):
         estimator = self._make_estimator()
+        windows_dir = out_dir / "windows"
+        shutil.rmtree(windows_dir, ignore_errors=True)  # a rerun keeps no earlier window
+        stride = self.inputs.sweep_stride if isdefined(self.inputs.sweep_stride) else None
         started = time.perf_counter()
-        estimator.fit(in_files, confounds=confounds)
-        self._results["fit_seconds"] = time.perf_counter() - started
+        if self.inputs.windows and len(in_files) == 1:
+            # One pass: STCA maps each window once for its static maps and the sweep.
+            conf = None if confounds is None else confounds[0]
+            write_window_sweep(estimator, in_files[0], windows_dir, conf, stride, fit=True)
+            self._results["fit_seconds"] = time.perf_counter() - started
+        else:
+            estimator.fit(in_files, confounds=confounds)
+            self._results["fit_seconds"] = time.perf_counter() - started
+            if self.inputs.windows:
+                confounds = [None] * len(in_files) if confounds is None else confounds
+                for i, (img, conf) in enumerate(zip(in_files, confounds, strict=True)):
+                    windows_dir.mkdir(exist_ok=True)
+                    run_dir = windows_dir / f"run-{i + 1:02d}"
+                    write_window_sweep(estimator, img, run_dir, conf, stride)
+        if self.inputs.windows:
+            self._results["windows_dir"] = str(windows_dir)
         outputs = {
             "components_file": (estimator.components_img_, "components.nii.gz"),
             "thresholded_file": (estimator.fbns_img(), "fbns.nii.gz"),
@@ -249,12 +271,6 @@ class _Decomposition(SimpleInterface):
             with atomic_path(out_dir / filename) as partial:
                 img.to_filename(partial)
             self._results[name] = str(out_dir / filename)
-        if self.inputs.windows:
-            stride = self.inputs.sweep_stride if isdefined(self.inputs.sweep_stride) else None
-            windows_dir = write_window_maps(
-                estimator, in_files, out_dir / "windows", confounds, stride
-            )
-            self._results["windows_dir"] = str(windows_dir)
         self._save_model(estimator, out_dir)
 
     def _save_model(self, estimator, out_dir):
@@ -271,7 +287,7 @@ class STCA(_Decomposition):
     runs, restored afterwards; nipype reserves that many processors for the node; default:
     the libraries' own). Outputs: ``components_file`` (``components_img_``),
     ``thresholded_file`` (``fbns_img()``: 1 where a map is at least ``threshold``),
-    ``windows_dir`` (one file per sliding window, see the module's docstring), ``mask_file``,
+    ``windows_dir`` (the window sweep, see the module's docstring), ``mask_file``,
     ``fit_seconds``, ``model_dir`` (``est.save``: a model folder, which loads without
     running code, to share) and ``model_file`` (the same as a pickle, for your own use);
     read either with :meth:`STCADecomposition.load <nilearn_stca.STCADecomposition.load>`.
