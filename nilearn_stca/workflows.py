@@ -12,6 +12,7 @@ computes the nodes that did not finish, or whose inputs changed.
 from pathlib import Path
 
 from nipype.interfaces import utility as niu
+from nipype.interfaces.io import DataSink
 from nipype.pipeline import engine as pe
 
 from .evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS, subject_labels
@@ -227,10 +228,11 @@ def init_comparison_wf(
     - ``ica_iou``, ... (:class:`~nilearn_stca.interfaces.EvaluateIoU`): the rows of each
       cell.
     - ``report`` (:class:`~nilearn_stca.interfaces.ComparisonReport`, a JoinNode over the
-      subjects): ``out_dir`` with ``compare``'s layout, i.e. ``results.csv``,
+      subjects): a folder with ``compare``'s layout, i.e. ``results.csv``,
       ``comparison.json`` (the workflow's settings), ``templates.nii.gz``,
       ``maps/<subject>_<method>.nii.gz``, then Table 1, figures and ``report.html``
-      (:func:`~nilearn_stca.evaluation.write_comparison_report`).
+      (:func:`~nilearn_stca.evaluation.write_comparison_report`), inside its node folder.
+    - ``sink`` (:class:`~nipype.interfaces.io.DataSink`) copies that folder to ``out_dir``.
 
     With the same settings, ``results.csv`` holds the rows of ``compare`` (same order and
     numbers), except ``runtime``: the fit's seconds on static rows, NaN on window rows.
@@ -343,9 +345,10 @@ def init_comparison_wf(
     for i, method in enumerate(methods, start=1):
         _add_cell(wf, nodes, i, method, inputs[method], scoring)
 
+    out_dir = Path(out_dir).resolve()
     report = pe.JoinNode(
         ComparisonReport(
-            out_dir=str(Path(out_dir).resolve()),
+            out_dir=out_dir.name,
             settings=settings,
             parameters=dict(parameters or {}),
             paper=paper,
@@ -358,4 +361,11 @@ def init_comparison_wf(
     wf.connect(nodes["cells"], "out", report, "in_csvs")
     wf.connect(nodes["maps"], "out", report, "maps_files")
     wf.connect(prepare, "templates_file", report, "templates_file")
+    # The report fills a folder inside its node; the sink copies it to out_dir.
+    sink = pe.Node(
+        DataSink(base_directory=str(out_dir.parent), parameterization=False),
+        name="sink",
+        run_without_submitting=True,
+    )
+    wf.connect(report, "out_dir", sink, "@report")
     return wf

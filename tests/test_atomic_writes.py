@@ -213,7 +213,7 @@ def _report_node(folder, shift=0.0, note="first"):
         in_csvs=in_csvs,
         maps_files=maps_files,
         templates_file=str(folder / "data" / "templates.nii.gz"),
-        out_dir=str(folder / "out"),
+        out_dir="out",  # inside the node's working folder, here ``folder``
         settings={"note": note},
     )
 
@@ -245,6 +245,21 @@ def test_full_disk_leaves_the_earlier_comparison_folder(
         node.run(cwd=tmp_path)
     assert calls
     _assert_left_as_it_was(out_dir, before)
+
+
+@pytest.mark.parametrize("out_dir", ["/tmp/elsewhere", "../out", ""])
+def test_report_node_writes_only_inside_its_folder(images, tmp_path, out_dir):
+    (tmp_path / "data").mkdir()
+    images["templates"].to_filename(tmp_path / "data" / "templates.nii.gz")
+    images["maps"].to_filename(tmp_path / "data" / "maps.nii.gz")
+    node = _report_node(tmp_path)
+    node.inputs.out_dir = out_dir
+    cwd = tmp_path / "node"
+    cwd.mkdir()
+    with pytest.raises(ValueError, match="must be a folder name inside the node's working"):
+        node.run(cwd=cwd)
+    assert list(cwd.iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", "inputs-first", "node"]
 
 
 @pytest.mark.parametrize("node", ["PrepareComparison", "EvaluateIoU"])

@@ -12,7 +12,8 @@ around the estimator of the Python API, so a node gives exactly what the estimat
   :func:`~nilearn_stca.evaluation.compare` does, and writes the rows of its table.
 - :class:`PrepareComparison` and :class:`ComparisonReport` are the first and last steps of
   :func:`~nilearn_stca.workflows.init_comparison_wf`: one mask and one set of binary templates
-  for every node, then ``compare``'s output folder and report.
+  for every node, then ``compare``'s output folder and report, written inside the node's
+  own folder (a :class:`~nipype.interfaces.io.DataSink` places it).
 
 Windows folder
 --------------

@@ -233,7 +233,11 @@ class ComparisonReportInputSpec(BaseInterfaceInputSpec):
     in_csvs = _files_or_lists("EvaluateIoU tables (lists of lists are flattened)")
     maps_files = _files_or_lists("static maps of each table, in the same order")
     templates_file = File(exists=True, mandatory=True, desc="binary templates on the grid")
-    out_dir = Directory(mandatory=True, desc="output folder (created; files overwritten)")
+    out_dir = traits.Str(
+        "comparison",
+        usedefault=True,
+        desc="the folder to fill, inside the node's working folder (a DataSink places it)",
+    )
     settings = traits.Dict(desc="written to comparison.json and shown in the report")
     parameters = traits.Dict(desc="more parameters shown in the report")
     paper = traits.Bool(False, usedefault=True, desc="add the paper's Table 1 beside ours")
@@ -253,18 +257,23 @@ def _flatten(items):
 class ComparisonReport(SimpleInterface):
     """Fill a folder as :func:`~nilearn_stca.evaluation.compare` does, and write its report.
 
-    Writes ``results.csv`` (the ``in_csvs`` concatenated in order), ``templates.nii.gz``,
+    Fills the folder ``out_dir`` of the node's working folder, which a
+    :class:`~nipype.interfaces.io.DataSink` then copies where the results are wanted (as
+    :func:`~nilearn_stca.workflows.init_comparison_wf` does), so that the node writes
+    nothing outside its own folder. Writes ``results.csv`` (the ``in_csvs`` concatenated in
+    order), ``templates.nii.gz``,
     ``maps/<subject>_<method>.nii.gz`` (each table's static maps, named after its subject
     and method columns) and ``comparison.json`` (``settings``), then calls
     :func:`~nilearn_stca.evaluation.write_comparison_report` (Table 1, figures and
-    ``report.html``). Files of an earlier report in ``out_dir`` are overwritten, each step's
-    files together once all are written: if writing fails (e.g. on a full disk), the files of
-    that step are left as they were and no partial file remains.
+    ``report.html``). Each step's files are renamed into place together once all are
+    written: if writing fails (e.g. on a full disk), no partial file remains.
 
     Examples
     --------
     >>> from nilearn_stca.interfaces import ComparisonReport
-    >>> report = ComparisonReport(out_dir="/tmp/comparison", paper=True)
+    >>> report = ComparisonReport(paper=True)
+    >>> report.inputs.out_dir
+    'comparison'
     >>> report.inputs.in_csvs = ["ica_iou.csv", "stca_iou.csv"]  # doctest: +SKIP
     """
 
@@ -273,7 +282,13 @@ class ComparisonReport(SimpleInterface):
 
     def _run_interface(self, runtime):
         inputs = self.inputs
-        out_dir = Path(inputs.out_dir)
+        name = Path(inputs.out_dir)
+        if name.is_absolute() or ".." in name.parts or not name.parts:
+            raise ValueError(
+                f"out_dir={inputs.out_dir!r} must be a folder name inside the node's working "
+                "folder (e.g. 'comparison'); connect out_dir to a DataSink to place it."
+            )
+        out_dir = Path(runtime.cwd) / name
         (out_dir / "maps").mkdir(parents=True, exist_ok=True)
         tables = [read_results(path) for path in _flatten(inputs.in_csvs)]
         settings = inputs.settings if isdefined(inputs.settings) else {}
