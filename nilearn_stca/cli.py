@@ -8,9 +8,9 @@ import zlib
 from pathlib import Path
 
 from . import __version__
-from .evaluation.tables import METHOD_NAMES
+from .methods import METHOD_REGISTRY
 
-METHOD_CHOICES = tuple(METHOD_NAMES)
+METHOD_CHOICES = tuple(METHOD_REGISTRY)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,12 +18,13 @@ from nipype.pipeline import engine as pe
 from .evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS, subject_labels
 from .evaluation.metrics import check_strategy
 from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
-from .interfaces import ICA, SDL, STCA, ComparisonReport, EvaluateIoU, PrepareComparison
+from .interfaces import ComparisonReport, EvaluateIoU, PrepareComparison
+from .methods import METHOD_REGISTRY
 
 __all__ = ["METHOD_INTERFACES", "init_comparison_wf"]
 
 #: The interface of each method name of :func:`~nilearn_stca.evaluation.compare`.
-METHOD_INTERFACES = {"ica": ICA, "sdl": SDL, "stca": STCA}
+METHOD_INTERFACES = {name: method.node_class() for name, method in METHOD_REGISTRY.items()}
 
 #: Inputs of the method nodes that the workflow sets itself, on top of ``compare``'s own.
 _WORKFLOW_INPUTS = ("in_files", "mask_file", "confounds_files", "windows", "sweep_stride")

@@ -15,6 +15,7 @@ LIGHT = [
     "nilearn_stca.evaluation.templates",
     "nilearn_stca.evaluation.tables",
     "nilearn_stca.evaluation.outputs",
+    "nilearn_stca.methods",
 ]
 
 
@@ -34,3 +35,22 @@ def test_light_modules_do_not_import_torch(module):
 def test_lazy_names_load_stca_when_used():
     assert _imports_torch("from nilearn_stca.evaluation import compare")
     assert _imports_torch("from nilearn_stca import STCADecomposition")
+
+
+def test_every_method_table_is_the_registry():
+    from nilearn_stca.cli import METHOD_CHOICES
+    from nilearn_stca.evaluation.comparison_plan import METHODS
+    from nilearn_stca.evaluation.tables import METHOD_NAMES
+    from nilearn_stca.interfaces import ICA, SDL, STCA
+    from nilearn_stca.methods import METHOD_REGISTRY
+    from nilearn_stca.workflows import METHOD_INTERFACES
+
+    assert list(METHODS) == list(METHOD_NAMES) == list(METHOD_INTERFACES) == list(METHOD_CHOICES)
+    assert list(METHOD_REGISTRY) == ["ica", "sdl", "stca"]
+    assert [cls.__name__ for cls in METHODS.values()] == [
+        "ICADecomposition",
+        "SDLDecomposition",
+        "STCADecomposition",
+    ]
+    assert list(METHOD_INTERFACES.values()) == [ICA, SDL, STCA]
+    assert list(METHOD_NAMES.values()) == ["ICA", "SDL", "STCA"]

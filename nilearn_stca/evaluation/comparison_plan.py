@@ -27,14 +27,14 @@ from .._checks import (
     load_4d_run,
     pair_with_confounds,
 )
-from ..baselines import ICADecomposition, SDLDecomposition
+from ..methods import METHOD_REGISTRY
 from ..stca.decomposition import STCADecomposition
 from ..windows import window_starts
 from .metrics import check_strategy, score_maps
 from .templates import load_rsn_templates
 
 #: The methods ``compare`` knows by name.
-METHODS = {"ica": ICADecomposition, "sdl": SDLDecomposition, "stca": STCADecomposition}
+METHODS = {name: method.estimator_class() for name, method in METHOD_REGISTRY.items()}
 
 #: Estimator parameters ``compare`` sets itself, so that every method sees the same data.
 CONTROLLED_PARAMS = ("mask", "target_affine", "target_shape", "window_length", "window_stride")

@@ -2,13 +2,15 @@
 
 import pandas as pd
 
+from ..methods import METHOD_REGISTRY
+
 #: Mean IoU with the 10 Smith et al. (2009) templates in Table 1 of Liu et al. (ISBI 2023).
 PAPER_TABLE1_MEAN_IOU = {"ica": 0.25, "sdl": 0.30, "stca": 0.41}
 
 MEAN_ROW = "mean"
 
 #: Display names of the methods, in the order they are plotted.
-METHOD_NAMES = {"ica": "ICA", "sdl": "SDL", "stca": "STCA"}
+METHOD_NAMES = {name: method.label for name, method in METHOD_REGISTRY.items()}
 
 STATIC = "static"
 
