@@ -20,12 +20,14 @@ class WindowMapsMixin:
     """``iter_window_maps``, ``window_maps_img`` and ``fbns_img`` for a fitted decomposition.
 
     A class using it has ``masker_``, ``components_img_`` and ``window_length`` /
-    ``window_stride`` once fitted, names its z threshold parameter in
-    ``_fbn_threshold_param``, and implements ``_iter_run_maps(run, starts)``, which yields
-    ``(start, maps)`` for the given window starts of one masked, cleaned run.
+    ``window_stride`` once fitted, its z threshold in ``fbn_threshold``, and implements
+    ``_iter_run_maps(run, starts)``, which yields ``(start, maps)`` for the given window
+    starts of one masked, cleaned run.
     """
 
-    _fbn_threshold_param = "threshold"
+    def _fbn_threshold(self):
+        """The z threshold of the FBNs."""
+        return self.fbn_threshold
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "components_")
@@ -113,7 +115,7 @@ class WindowMapsMixin:
             1 inside each network, 0 elsewhere (uint8), one volume per map.
         """
         check_is_fitted(self)
-        threshold = getattr(self, self._fbn_threshold_param)
+        threshold = self._fbn_threshold()
         if img is None:
             return threshold_fbn_img(self.components_img_, threshold)
         if start_scan is None:

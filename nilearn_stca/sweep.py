@@ -86,7 +86,7 @@ def write_window_sweep(estimator, img, path, confounds=None, stride=None, fit=Fa
                 written.append(int(start))
         if written != starts.tolist():
             raise RuntimeError(f"Expected windows {starts.tolist()}, got {written}.")
-        threshold = getattr(estimator, estimator._fbn_threshold_param)
+        threshold = estimator._fbn_threshold()
         metadata = {
             "format": FORMAT,
             "version": VERSION,

@@ -50,6 +50,8 @@ def _check_method_params(method_params, methods):
         if name not in METHODS:
             raise ValueError(f"method_params names {name!r}, which is not among the methods.")
         refused = sorted(set(params) & {*CONTROLLED_PARAMS, *_WORKFLOW_INPUTS})
+        if name == "stca" and "threshold" in params:
+            refused.append("threshold")  # STCA's deprecated name of fbn_threshold
         if refused:
             raise ValueError(
                 f"method_params[{name!r}] sets {refused}: the workflow sets these for every "
@@ -58,7 +60,8 @@ def _check_method_params(method_params, methods):
         inputs = METHOD_INTERFACES[name].input_spec().copyable_trait_names()
         unknown = sorted(set(params) - set(inputs))
         if unknown:
-            allowed = sorted(set(inputs) - {*CONTROLLED_PARAMS, *_WORKFLOW_INPUTS})
+            deprecated = {"threshold"} if name == "stca" else set()
+            allowed = sorted(set(inputs) - {*CONTROLLED_PARAMS, *_WORKFLOW_INPUTS, *deprecated})
             raise ValueError(
                 f"method_params[{name!r}] sets {unknown}, which the {name} node does not "
                 f"take: choose among {allowed}."
@@ -69,7 +72,7 @@ def _check_method_params(method_params, methods):
 def _method_inputs(method, params, shared):
     """The inputs of one method's node: its ``method_params``, then the shared settings."""
     inputs = {"num_threads": 1, **params}
-    inputs[METHODS[method]._fbn_threshold_param] = shared["threshold"]
+    inputs["fbn_threshold"] = shared["threshold"]
     for name in ("n_components", "random_state", "sweep_stride"):
         if shared[name] is not None:
             inputs[name] = shared[name]

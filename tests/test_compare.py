@@ -234,6 +234,8 @@ def test_sweep_stride_scores_fewer_windows(sim):
     [
         ({"methods": ["pca"]}, r"Unknown method\(s\) \['pca'\]"),
         ({"method_params": {"sdl": {"window_length": 10}}}, "compare sets these"),
+        ({"method_params": {"ica": {"fbn_threshold": 2.0}}}, r"sets \['fbn_threshold'\]"),
+        ({"method_params": {"stca": {"threshold": 2.0}}}, r"sets \['threshold'\]"),
         ({"method_params": {"gica": {}}}, "not among the methods"),
         ({"strategy": "greedy"}, "Unknown strategy"),
         ({"subjects": ["a", "a"]}, "subjects must be unique"),

@@ -70,7 +70,7 @@ def test_window_maps(fitted, tiny_run):
         fitted.window_maps_img(img, 41)
     fbns = fitted.fbns_img(img, 15).get_fdata()
     np.testing.assert_array_equal(
-        fbns.reshape(-1, 3)[mask.get_fdata().ravel() > 0].T, maps[15] >= fitted.threshold
+        fbns.reshape(-1, 3)[mask.get_fdata().ravel() > 0].T, maps[15] >= fitted.fbn_threshold
     )
     assert set(np.unique(fitted.fbns_img().get_fdata())) <= {0, 1}
 
@@ -165,7 +165,7 @@ def test_clone_and_params():
     defaults = STCADecomposition()
     assert (defaults.n_components, defaults.window_length, defaults.window_stride) == (64, 40, 1)
     assert (defaults.n_epochs, defaults.learning_rate, defaults.batch_size) == (1, 1e-3, 1)
-    assert (defaults.threshold, defaults.device) == (3.6, "auto")
+    assert (defaults.fbn_threshold, defaults.device) == (3.6, "auto")
     assert (defaults.decoder, defaults.static_maps) == ("regression", "clustered")
 
 
@@ -326,3 +326,17 @@ def test_clustered_static_maps_fall_back_to_the_mean_without_any_fbn():
     with pytest.warns(RuntimeWarning, match="No window map reaches z >= 3.6"):
         static = clustered_static_maps(iter(windows), 3, 3.6)
     np.testing.assert_allclose(static, mean_static_maps(iter(windows)), atol=1e-6)
+
+
+def test_threshold_is_deprecated_in_favour_of_fbn_threshold(fitted, tiny_run):
+    img, mask = tiny_run
+    old = STCADecomposition(mask=mask, threshold=1.0, **TINY_STCA)
+    with pytest.warns(FutureWarning, match="fbn_threshold=1.0"):
+        old.fit(img)
+    new = STCADecomposition(mask=mask, fbn_threshold=1.0, **TINY_STCA).fit(img)
+    np.testing.assert_array_equal(old.components_, new.components_)
+    assert not np.array_equal(new.components_, fitted.components_)  # 1.0 is not 3.6
+    np.testing.assert_array_equal(old.fbns_img().get_fdata(), new.fbns_img().get_fdata())
+    assert old.get_params()["threshold"] == 1.0 and clone(old).threshold == 1.0
+    with pytest.raises(ValueError, match="threshold must be a finite z value"):
+        STCADecomposition(mask=mask, threshold=-1.0, **TINY_STCA).fit(img)

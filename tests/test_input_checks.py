@@ -20,7 +20,7 @@ ESTIMATORS = {
     "ica": lambda **kw: ICADecomposition(**{"n_components": 3, "n_init": 1, **kw}),
     "sdl": lambda **kw: SDLDecomposition(**{"n_components": 3, **kw}),
 }
-THRESHOLD_PARAM = {"stca": "threshold", "ica": "fbn_threshold", "sdl": "fbn_threshold"}
+THRESHOLD_PARAM = {"stca": "fbn_threshold", "ica": "fbn_threshold", "sdl": "fbn_threshold"}
 NODES = {"stca": STCA, "ica": ICA, "sdl": SDL}
 
 BAD_THRESHOLDS = [

@@ -36,7 +36,6 @@ INTERFACES["sdl"] = (SDL, SDLDecomposition)
 #: Estimator parameters each node must take, with the estimator's name and default.
 EXPECTED_PARAMS = {
     "stca": [
-        "threshold",
         "n_epochs",
         "learning_rate",
         "batch_size",
@@ -45,13 +44,14 @@ EXPECTED_PARAMS = {
         "static_maps",
         "device",
     ],
-    "ica": ["fbn_threshold", "threshold", "n_init", "do_cca"],
-    "sdl": ["fbn_threshold", "alpha", "window_alpha", "n_epochs", "batch_size", "method"],
+    "ica": ["threshold", "n_init", "do_cca"],
+    "sdl": ["alpha", "window_alpha", "n_epochs", "batch_size", "method"],
 }
 SHARED_PARAMS = [
     "n_components",
     "window_length",
     "window_stride",
+    "fbn_threshold",
     "random_state",
     "smoothing_fwhm",
     "standardize",
@@ -137,6 +137,8 @@ def test_defaults_are_the_estimators(method):
     defaults = estimator_class().get_params()
     inputs = interface().inputs
     params = sorted(set(inputs.copyable_trait_names()) & set(defaults))
+    if method == "stca":
+        params.remove("threshold")  # deprecated on both; nipype moves it to fbn_threshold
     assert set(SHARED_PARAMS + EXPECTED_PARAMS[method]) <= set(params)
     for name in params:
         assert getattr(inputs, name) == defaults[name], name
@@ -144,8 +146,8 @@ def test_defaults_are_the_estimators(method):
 
 
 def test_fbn_threshold_names():
-    assert STCA().inputs.threshold == 3.6
-    assert ICA().inputs.fbn_threshold == SDL().inputs.fbn_threshold == 3.6
+    assert STCA().inputs.fbn_threshold == ICA().inputs.fbn_threshold == 3.6
+    assert SDL().inputs.fbn_threshold == 3.6
     assert ICA().inputs.threshold == "auto"  # CanICA's own
 
 
@@ -325,3 +327,10 @@ def test_confounds_with_missing_values_are_refused(tmp_path):
         "csf": [1.0, 2.0],
         "framewise_displacement": [0.0, 0.1],
     }
+
+
+def test_stca_node_moves_the_deprecated_threshold_to_fbn_threshold():
+    with pytest.warns(UserWarning, match="replaced by fbn_threshold"):
+        node = STCA(threshold=2.5)
+    assert node.inputs.fbn_threshold == 2.5
+    assert "threshold" not in node._params

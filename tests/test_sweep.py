@@ -21,7 +21,7 @@ def test_sweep_round_trip(fitted, tiny_run, tmp_path):
     np.testing.assert_array_equal(apply_mask(sweep.window_img(6), mask), expected[2][1])
     fbns = sweep.fbns_img(6)
     np.testing.assert_array_equal(
-        apply_mask(fbns, mask), (expected[2][1] >= fitted.threshold).astype(np.uint8)
+        apply_mask(fbns, mask), (expected[2][1] >= fitted.fbn_threshold).astype(np.uint8)
     )
     metadata = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert metadata["method"] == "STCADecomposition"

@@ -202,6 +202,7 @@ def test_confounds_and_mask_reach_every_node(files, tmp_path):
     [
         ({"methods": ["pca"]}, r"Unknown method\(s\) \['pca'\]"),
         ({"method_params": {"sdl": {"window_length": 10}}}, "the workflow sets these"),
+        ({"method_params": {"stca": {"threshold": 2.0}}}, r"sets \['threshold'\]"),
         ({"method_params": {"sdl": {"mask_strategy": "background"}}}, "does not take"),
         ({"method_params": {"gica": {}}}, "not among the methods"),
         ({"strategy": "greedy"}, "Unknown strategy"),

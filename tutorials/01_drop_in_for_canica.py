@@ -111,4 +111,6 @@ plt.show()
 # %%
 for start, z_maps in stca.iter_window_maps(data.func[0]):
     if start % 20 == 0:
-        print(f"window at scan {start}: {(z_maps >= stca.threshold).sum(axis=1)[:5]} FBN voxels")
+        print(
+            f"window at scan {start}: {(z_maps >= stca.fbn_threshold).sum(axis=1)[:5]} FBN voxels"
+        )

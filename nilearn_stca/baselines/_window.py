@@ -50,7 +50,6 @@ class _WindowedDecomposition(
 
     _nilearn_class = None
     _nilearn_params = ()
-    _fbn_threshold_param = "fbn_threshold"
     #: Whether ``n_jobs`` > 1 decomposes several windows at once (else the subclass uses
     #: ``n_jobs`` inside each window, as the nilearn estimator does).
     _windows_in_parallel = True

@@ -192,8 +192,8 @@ def compare(
     method_params : dict, default=None
         ``{method: {parameter: value}}`` set on that method's estimator, e.g.
         ``{"stca": {"n_epochs": 2}}``. Parameters ``compare`` sets itself (the mask, target
-        grid, ``window_length`` and ``window_stride``) are refused here. Entries for a known
-        method that is not in ``methods`` are ignored.
+        grid, ``window_length``, ``window_stride`` and ``fbn_threshold``) are refused here.
+        Entries for a known method that is not in ``methods`` are ignored.
     window_length, window_stride : int, default=40, 1
         Sliding windows of every method (and STCA's training windows).
     sweep_stride : int, default=None

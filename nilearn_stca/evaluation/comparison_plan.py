@@ -37,7 +37,14 @@ from .templates import load_rsn_templates
 METHODS = {name: method.estimator_class() for name, method in METHOD_REGISTRY.items()}
 
 #: Estimator parameters ``compare`` sets itself, so that every method sees the same data.
-CONTROLLED_PARAMS = ("mask", "target_affine", "target_shape", "window_length", "window_stride")
+CONTROLLED_PARAMS = (
+    "mask",
+    "target_affine",
+    "target_shape",
+    "window_length",
+    "window_stride",
+    "fbn_threshold",
+)
 
 #: Parameters that change how a run executes, not its results: a resumed comparison may differ.
 _EXECUTION_PARAMS = ("verbose", "n_jobs", "memory", "memory_level", "device")
@@ -127,14 +134,17 @@ def _make_estimators(methods, method_params, n_components, threshold, random_sta
                 continue  # settings of a known method that is not compared this time
             raise ValueError(f"method_params names {name!r}, which is not among the methods.")
         controlled = sorted(set(params) & set(CONTROLLED_PARAMS))
+        if name == "stca" and "threshold" in params:
+            controlled.append("threshold")  # STCA's deprecated name of fbn_threshold
         if controlled:
             raise ValueError(
                 f"method_params[{name!r}] sets {controlled}: compare sets these for every "
-                "method; pass them to compare itself (mask_img, window_length, window_stride)."
+                "method; pass them to compare itself (mask_img, window_length, window_stride, "
+                "threshold)."
             )
         estimators[name].set_params(**params)
     for est in estimators.values():
-        est.set_params(**{est._fbn_threshold_param: threshold})
+        est.set_params(fbn_threshold=threshold)
         if n_components is not None:
             est.set_params(n_components=n_components)
         if random_state is not None:

@@ -17,8 +17,10 @@ from nipype.interfaces.base import (
     isdefined,
     traits,
 )
+from packaging.version import Version
 from threadpoolctl import threadpool_limits
 
+from .. import __version__
 from .._checks import read_confounds
 from .._io import atomic_path
 from ..baselines import ICADecomposition, SDLDecomposition
@@ -81,6 +83,7 @@ _SHARED_PARAMS = {
     "n_components": (_int, "number of maps, static and per window"),
     "window_length": (_int, "scans per sliding window"),
     "window_stride": (_int, "scans between consecutive windows"),
+    "fbn_threshold": (_float, "z threshold of the FBNs (thresholded_file)"),
     "random_state": (_optional_int, "seed of every fit (None: not seeded)"),
     "smoothing_fwhm": (_optional_float, "spatial smoothing (mm) of the data"),
     "standardize": (_standardize, "voxel-wise standardisation (nilearn.signal.clean)"),
@@ -90,11 +93,8 @@ _SHARED_PARAMS = {
     "t_r": (_optional_float, "repetition time (s), needed for filtering"),
 }
 
-_FBN_THRESHOLD_DESC = "z threshold of the FBNs (thresholded_file)"
-
 _STCA_PARAMS = {
     **_SHARED_PARAMS,
-    "threshold": (_float, _FBN_THRESHOLD_DESC),
     "n_epochs": (_int, "passes over all windows"),
     "learning_rate": (_float, "Adam learning rate"),
     "batch_size": (_int, "windows per optimizer step"),
@@ -110,7 +110,6 @@ _STCA_PARAMS = {
 
 _ICA_PARAMS = {
     **_SHARED_PARAMS,
-    "fbn_threshold": (_float, _FBN_THRESHOLD_DESC),
     "threshold": (_canica_threshold, "CanICA's own threshold of its raw maps (not the FBNs')"),
     "n_init": (_int, "FastICA restarts (each window repeats them)"),
     "do_cca": (_bool, "canonical correlation analysis across subjects"),
@@ -118,7 +117,6 @@ _ICA_PARAMS = {
 
 _SDL_PARAMS = {
     **_SHARED_PARAMS,
-    "fbn_threshold": (_float, _FBN_THRESHOLD_DESC),
     "alpha": (_sdl_alpha, "sparsity of the static fit ('auto': 0.5 * sqrt(n_scans))"),
     "window_alpha": (_optional_float, "sparsity of the window fits (None: alpha)"),
     "n_epochs": (_int, "passes over the data"),
@@ -163,6 +161,12 @@ def _input_spec(name, estimator_class, params):
 
 
 STCAInputSpec = _input_spec("STCAInputSpec", STCADecomposition, _STCA_PARAMS)
+# The estimator's former name of fbn_threshold: nipype moves a value given to it there.
+STCAInputSpec.add_class_trait(
+    "threshold",
+    traits.Float(desc="deprecated: use fbn_threshold", deprecated="0.3", new_name="fbn_threshold"),
+)
+STCAInputSpec.package_version = Version(__version__)
 ICAInputSpec = _input_spec("ICAInputSpec", ICADecomposition, _ICA_PARAMS)
 SDLInputSpec = _input_spec("SDLInputSpec", SDLDecomposition, _SDL_PARAMS)
 
@@ -171,7 +175,7 @@ class DecompositionOutputSpec(TraitedSpec):
     """Outputs of :class:`ICA` and :class:`SDL` (and of :class:`STCA`, with ``model_file``)."""
 
     components_file = File(exists=True, desc="static z-maps, one volume per component")
-    thresholded_file = File(exists=True, desc="binary FBNs: components_file >= threshold")
+    thresholded_file = File(exists=True, desc="binary FBNs: components_file >= fbn_threshold")
     windows_dir = Directory(
         exists=True, desc="the window sweep (write_window_sweep), or one run-<i> sweep per run"
     )
@@ -286,7 +290,7 @@ class STCA(_Decomposition):
     ``sweep_stride`` and ``num_threads`` (threads of PyTorch, BLAS and OpenMP while the node
     runs, restored afterwards; nipype reserves that many processors for the node; default:
     the libraries' own). Outputs: ``components_file`` (``components_img_``),
-    ``thresholded_file`` (``fbns_img()``: 1 where a map is at least ``threshold``),
+    ``thresholded_file`` (``fbns_img()``: 1 where a map is at least ``fbn_threshold``),
     ``windows_dir`` (the window sweep, see the module's docstring), ``mask_file``,
     ``fit_seconds``, ``model_dir`` (``est.save``: a model folder, which loads without
     running code, to share) and ``model_file`` (the same as a pickle, for your own use);
@@ -319,8 +323,9 @@ class STCA(_Decomposition):
 class ICA(_Decomposition):
     """Fit :class:`~nilearn_stca.baselines.ICADecomposition` (CanICA) and write its maps.
 
-    Inputs and outputs as :class:`STCA`'s (without ``model_file``). The FBN z threshold is
-    ``fbn_threshold``; ``threshold`` is CanICA's own, as in the Python class.
+    Inputs and outputs as :class:`STCA`'s (without ``model_file``). As on every node, the
+    FBN z threshold is ``fbn_threshold``; ``threshold`` is CanICA's own, as in the Python
+    class.
 
     Examples
     --------
@@ -340,8 +345,7 @@ class ICA(_Decomposition):
 class SDL(_Decomposition):
     """Fit :class:`~nilearn_stca.baselines.SDLDecomposition` (DictLearning), write its maps.
 
-    Inputs and outputs as :class:`STCA`'s (without ``model_file``); the FBN z threshold is
-    ``fbn_threshold``.
+    Inputs and outputs as :class:`STCA`'s (without ``model_file``).
 
     Examples
     --------

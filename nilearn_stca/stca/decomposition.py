@@ -1,5 +1,7 @@
 """``STCADecomposition``: STCA as a nilearn-style decomposition estimator."""
 
+import warnings
+
 import numpy as np
 import torch
 from nilearn.maskers import MultiNiftiMasker, NiftiMasker
@@ -49,7 +51,7 @@ class STCADecomposition(
     ``n_components`` feature maps, channel and spatial attention weight them, and the
     window is reconstructed from the attention (mean squared error). The spatial attention
     logits of a window, z-scored over the brain, are its FBN maps; voxels at
-    ``z >= threshold`` form the networks. Use it as a drop-in for
+    ``z >= fbn_threshold`` form the networks. Use it as a drop-in for
     :class:`nilearn.decomposition.CanICA`.
 
     The defaults depart from the paper where the paper's settings were measured not to
@@ -74,7 +76,7 @@ class STCADecomposition(
         (``benchmarks/README.md``).
     batch_size : int, default=1
         Windows per optimizer step.
-    %(threshold)s
+    %(fbn_threshold)s
     autoencoder_widths : tuple of 4 int, default=(16, 16, 32, 32)
         Channel widths of the guiding autoencoder's levels (not given in the paper). Wider
         autoencoders recover the simulator's networks no better and cost more per step
@@ -93,7 +95,7 @@ class STCADecomposition(
         steps) and trains about 5 times faster per step.
     static_maps : {"clustered", "mean"}, default="clustered"
         How ``components_`` are made from the window maps (the paper defines no static
-        map). "clustered": the FBNs (z >= ``threshold``) of all maps of all training
+        map). "clustered": the FBNs (z >= ``fbn_threshold``) of all maps of all training
         windows are grouped by k-means into ``n_components`` clusters, and each static map
         is how often each voxel belongs to its cluster's FBNs (z-scored); the same network
         is found whichever map carries it in each window. "mean": the mean of the window
@@ -128,6 +130,10 @@ class STCADecomposition(
     random_state : int, RandomState or None, default=None
         Seeds the network's initialisation and the order of the windows. With the same
         value on CPU, ``components_`` are identical.
+    threshold : float
+        Deprecated: the former name of ``fbn_threshold``, the name all three estimators
+        share (CanICA owns ``threshold``). It still works, with a ``FutureWarning``, and
+        will be removed in 0.3.
 
     Attributes
     ----------
@@ -158,7 +164,7 @@ class STCADecomposition(
         n_epochs=1,
         learning_rate=1e-3,
         batch_size=1,
-        threshold=3.6,
+        fbn_threshold=3.6,
         autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
         decoder="regression",
         static_maps="clustered",
@@ -181,6 +187,7 @@ class STCADecomposition(
         n_jobs=1,
         verbose=0,
         random_state=None,
+        threshold="deprecated",
     ):
         self.n_components = n_components
         self.window_length = window_length
@@ -188,7 +195,7 @@ class STCADecomposition(
         self.n_epochs = n_epochs
         self.learning_rate = learning_rate
         self.batch_size = batch_size
-        self.threshold = threshold
+        self.fbn_threshold = fbn_threshold
         self.autoencoder_widths = autoencoder_widths
         self.decoder = decoder
         self.static_maps = static_maps
@@ -211,6 +218,7 @@ class STCADecomposition(
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
+        self.threshold = threshold
 
     # ------------------------------------------------------------------ validation
     def _check_params(self):
@@ -232,7 +240,15 @@ class STCADecomposition(
                 f"conv_algorithm must be one of {CONV_ALGORITHM_CHOICES}, got "
                 f"{self.conv_algorithm!r}."
             )
-        check_fbn_threshold(self.threshold)
+        if self._fbn_threshold_name() == "threshold":
+            warnings.warn(
+                "STCADecomposition's threshold is now fbn_threshold (the name of all three "
+                f"estimators); threshold will be removed in 0.3: use fbn_threshold="
+                f"{self.threshold!r}.",
+                FutureWarning,
+                stacklevel=3,
+            )
+        check_fbn_threshold(self._fbn_threshold(), self._fbn_threshold_name())
         if self.static_maps not in STATIC_MAPS:
             raise ValueError(
                 f"static_maps must be one of {STATIC_MAPS}, got {self.static_maps!r}."
@@ -249,6 +265,16 @@ class STCADecomposition(
         for width in widths:
             check_integer(width, "each of autoencoder_widths", 1)
         resolve_device(self.device)  # an unknown device, or CUDA absent, fails here
+
+    def _fbn_threshold(self):
+        """``fbn_threshold``, or the deprecated ``threshold`` where one is given."""
+        if isinstance(self.threshold, str) and self.threshold == "deprecated":
+            return self.fbn_threshold
+        return self.threshold
+
+    def _fbn_threshold_name(self):
+        deprecated = isinstance(self.threshold, str) and self.threshold == "deprecated"
+        return "fbn_threshold" if deprecated else "threshold"
 
     def _make_masker(self):
         if isinstance(self.mask, (NiftiMasker, MultiNiftiMasker)):
@@ -379,7 +405,9 @@ class STCADecomposition(
             verbose=self.verbose,
         )
         self.n_steps_ = len(self.loss_curve_)
-        static = static_maps_accumulator(self.static_maps, self.n_components, self.threshold, seed)
+        static = static_maps_accumulator(
+            self.static_maps, self.n_components, self._fbn_threshold(), seed
+        )
         return runs, static
 
     def _set_static_maps(self, components):
