@@ -199,7 +199,8 @@ def build_parser():
     comp.add_argument(
         "--n-jobs",
         type=_n_jobs,
-        help="CPUs for ICA's FastICA restarts and SDL's windows, same maps (default 1; -1: all)",
+        help="CPUs of every method: ICA's FastICA restarts, SDL's windows, STCA's PyTorch "
+        "threads (default: 1 for ICA and SDL, PyTorch's own for STCA; -1: all)",
     )
     comp.add_argument("--no-windows", action="store_true", help="static maps only")
     comp.add_argument("--preset", choices=["paper"], help="paper: Liu et al.'s settings")
@@ -281,7 +282,7 @@ def _compare_kwargs(args):
     if args.device is not None:
         stca["device"] = args.device
     if args.n_jobs is not None:
-        for name in set(kwargs.get("methods", METHOD_CHOICES)) & {"ica", "sdl"}:
+        for name in kwargs.get("methods", METHOD_CHOICES):
             method_params.setdefault(name, {})["n_jobs"] = args.n_jobs
     kwargs["method_params"] = method_params
     kwargs["windows"] = not args.no_windows

@@ -340,3 +340,39 @@ def test_threshold_is_deprecated_in_favour_of_fbn_threshold(fitted, tiny_run):
     assert old.get_params()["threshold"] == 1.0 and clone(old).threshold == 1.0
     with pytest.raises(ValueError, match="threshold must be a finite z value"):
         STCADecomposition(mask=mask, threshold=-1.0, **TINY_STCA).fit(img)
+
+
+def test_n_jobs_sets_torch_threads_while_training_and_mapping(fitted, tiny_run, monkeypatch):
+    from nilearn_stca.stca import _spectral, _training
+
+    img, mask = tiny_run
+    seen = {"training": set(), "mapping": set()}
+    train, logits = _training._train, _spectral.SpectralGrid.attention_logits
+
+    def recording_train(*args):
+        seen["training"].add(torch.get_num_threads())
+        return train(*args)
+
+    def recording_logits(self, *args):
+        seen["mapping"].add(torch.get_num_threads())
+        return logits(self, *args)
+
+    monkeypatch.setattr(_training, "_train", recording_train)
+    monkeypatch.setattr(_spectral.SpectralGrid, "attention_logits", recording_logits)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = STCADecomposition(mask=mask, n_jobs=1, **{**TINY_STCA, "conv_algorithm": "fft"})
+        windows = dict(one.fit_iter_window_maps(img))
+        assert seen == {"training": {1}, "mapping": {1}}
+        assert torch.get_num_threads() == 2  # restored
+        seen["training"].clear(), seen["mapping"].clear()
+        default = STCADecomposition(mask=mask, **{**TINY_STCA, "conv_algorithm": "fft"})
+        default.fit(img)
+        assert seen == {"training": {2}, "mapping": {2}}  # None: PyTorch's own
+    finally:
+        torch.set_num_threads(before)
+    for start, maps in fitted.iter_window_maps(img):
+        np.testing.assert_allclose(windows[start], maps, atol=1e-3)
+    with pytest.raises(ValueError, match="n_jobs must be None, a positive integer or -1"):
+        STCADecomposition(mask=mask, n_jobs=0, **TINY_STCA).fit(img)

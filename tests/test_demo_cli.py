@@ -330,18 +330,19 @@ def test_cli_paper_preset_settings(fmriprep_dir):
     assert _compare_kwargs(args)["window_length"] == 30  # explicit options win
 
 
-def test_cli_n_jobs_reaches_the_baselines_only(fmriprep_dir):
+def test_cli_n_jobs_reaches_every_method(fmriprep_dir):
     from nilearn_stca.cli import _compare_kwargs, build_parser
 
     func = fmriprep_dir["funcs"][0]
     args = build_parser().parse_args(["compare", func, "--out", "o", "--n-jobs", "2"])
     params = _compare_kwargs(args)["method_params"]
-    assert params["ica"]["n_jobs"] == params["sdl"]["n_jobs"] == 2
-    assert "n_jobs" not in params["stca"]
+    assert params["ica"]["n_jobs"] == params["sdl"]["n_jobs"] == params["stca"]["n_jobs"] == 2
     args = build_parser().parse_args(
         ["compare", func, "--out", "o", "--methods", "sdl", "stca", "--n-jobs", "-1"]
     )
-    assert _compare_kwargs(args)["method_params"].keys() == {"sdl", "stca"}
+    params = _compare_kwargs(args)["method_params"]
+    assert params.keys() == {"sdl", "stca"}
+    assert params["sdl"]["n_jobs"] == params["stca"]["n_jobs"] == -1
 
 
 def test_cli_compare_nipype_gives_the_same_table(fmriprep_dir, tmp_path, capsys):

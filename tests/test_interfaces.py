@@ -218,6 +218,7 @@ def test_stca_model_loads_with_the_same_maps(ran, output):
     outputs, _ = ran["stca"]
     model = STCADecomposition.load(getattr(outputs, output))
     assert model.get_params()["autoencoder_widths"] == (4, 4, 8, 8)
+    assert model.get_params()["n_jobs"] == 1  # the node's num_threads
     np.testing.assert_array_equal(
         apply_mask(outputs.components_file, model.mask_img_), model.components_
     )

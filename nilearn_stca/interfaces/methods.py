@@ -143,8 +143,8 @@ class _DecompositionInputSpec(BaseInterfaceInputSpec):
         desc="scans between the windows written (default: window_stride); the fit is unchanged"
     )
     num_threads = traits.Int(
-        desc="threads of PyTorch, BLAS and OpenMP while the node runs (and the node's n_procs "
-        "for nipype); default: the libraries' own"
+        desc="the estimator's n_jobs, and the threads of PyTorch, BLAS and OpenMP while the "
+        "node runs (and the node's n_procs for nipype); default: the libraries' own"
     )
 
 
@@ -223,6 +223,8 @@ class _Decomposition(SimpleInterface):
 
     def _make_estimator(self):
         params = {name: getattr(self.inputs, name) for name in self._params}
+        if isdefined(self.inputs.num_threads):
+            params["n_jobs"] = self.inputs.num_threads  # the processors nipype reserved
         if isdefined(self.inputs.mask_file):
             mask_img = load_img(self.inputs.mask_file)
             params.update(
@@ -287,9 +289,10 @@ class STCA(_Decomposition):
     The inputs are the estimator's parameters, with its names and defaults, plus the data:
     ``in_files`` (fitted together), ``mask_file`` (the data are resampled to its grid, as
     :func:`~nilearn_stca.evaluation.compare` does), ``confounds_files``, ``windows``,
-    ``sweep_stride`` and ``num_threads`` (threads of PyTorch, BLAS and OpenMP while the node
-    runs, restored afterwards; nipype reserves that many processors for the node; default:
-    the libraries' own). Outputs: ``components_file`` (``components_img_``),
+    ``sweep_stride`` and ``num_threads`` (the estimator's ``n_jobs``, and the threads of
+    PyTorch, BLAS and OpenMP while the node runs, restored afterwards; nipype reserves that
+    many processors for the node; default: the libraries' own). Outputs:
+    ``components_file`` (``components_img_``),
     ``thresholded_file`` (``fbns_img()``: 1 where a map is at least ``fbn_threshold``),
     ``windows_dir`` (the window sweep, see the module's docstring), ``mask_file``,
     ``fit_seconds``, ``model_dir`` (``est.save``: a model folder, which loads without

@@ -9,8 +9,11 @@ Two ways to evaluate the network give the same numbers (to float32 rounding):
 :class:`~nilearn_stca.stca.network.STCANetwork` over the whole box and is kept as the reference.
 """
 
+import contextlib
+
 import numpy as np
 import torch
+from joblib import effective_n_jobs
 from tqdm.auto import tqdm
 
 from ..windows import subject_windows
@@ -21,6 +24,29 @@ CONV_ALGORITHMS = ("fft", "direct")
 
 #: ``conv_algorithm`` values the estimator accepts: "auto" picks one per device.
 CONV_ALGORITHM_CHOICES = ("auto", *CONV_ALGORITHMS)
+
+
+def torch_threads_for(n_jobs):
+    """PyTorch's intra-op threads for an estimator's ``n_jobs``: None keeps PyTorch's own.
+
+    A positive ``n_jobs`` is that many threads; -1 is every CPU, -2 all but one, as in
+    joblib.
+    """
+    return None if n_jobs is None else effective_n_jobs(n_jobs)
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads):
+    """Run with ``num_threads`` PyTorch intra-op threads (None: unchanged), restored after."""
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_conv_algorithm(choice, device_type):
@@ -63,13 +89,44 @@ def train_network(
     rng,
     conv_algorithm="fft",
     verbose=0,
+    num_threads=None,
 ):
     """Train ``network`` to reconstruct every window of every run; return the step losses.
 
     Each epoch visits all windows (never across two runs) in an order drawn from ``rng``,
     ``batch_size`` windows per Adam step. The loss is the mean squared reconstruction error
-    over the brain voxels of the box.
+    over the brain voxels of the box. ``num_threads``: PyTorch's threads while training
+    (None: unchanged).
     """
+    with torch_threads(num_threads):
+        return _train(
+            network,
+            runs,
+            box,
+            window_length,
+            window_stride,
+            n_epochs,
+            batch_size,
+            learning_rate,
+            rng,
+            conv_algorithm,
+            verbose,
+        )
+
+
+def _train(
+    network,
+    runs,
+    box,
+    window_length,
+    window_stride,
+    n_epochs,
+    batch_size,
+    learning_rate,
+    rng,
+    conv_algorithm,
+    verbose,
+):
     device = next(network.parameters()).device
     if conv_algorithm == "fft":
         grid = spectral_grid(network, box, device)
@@ -123,11 +180,14 @@ def iter_attention_logits(
     verbose=0,
     desc="windows",
     batch_size=None,
+    num_threads=None,
 ):
     """Yield ``(start, SA logits)`` for each window start of one run, as (C, n_voxels) arrays.
 
     Windows go through the network ``batch_size`` at a time (by default
     :data:`INFERENCE_BATCH_SIZE`), without the autoencoder; only one batch is held in memory.
+    ``num_threads``: PyTorch's threads while a batch is computed (None: unchanged); the
+    caller's code between windows runs with its own.
     """
     device = next(network.parameters()).device
     batch_size = batch_size or INFERENCE_BATCH_SIZE[conv_algorithm]
@@ -150,7 +210,7 @@ def iter_attention_logits(
             batch_starts = starts[first : first + batch_size]
             # Inference mode is entered per batch, never held across a yield: the caller's
             # code between windows (or after it stops iterating) must run in normal mode.
-            with torch.inference_mode():
+            with torch_threads(num_threads), torch.inference_mode():
                 batch_logits = logits(batch_starts).cpu().numpy()
             yield from zip((int(s) for s in batch_starts), batch_logits, strict=True)
             bar.update(len(batch_starts))
