@@ -8,7 +8,10 @@ simulated run are decomposed by
   libraries' default threads;
 - ``plain-1blas``: the same with one BLAS thread, as the fast path runs its windows, to
   separate the effect of threads from that of the array path;
-- ``fast``: the array path, the default of ``iter_window_maps``.
+- ``fast``: the array path, the default of ``iter_window_maps``;
+- ``fast-exact`` (SDL only): the array path with ``window_coding="exact"``: the exact lasso
+  codes where float32 descent cannot converge, and the initialisation's FastICA contrast
+  by multiplications.
 
 Each path runs in its own child process, so that its peak resident memory (``ru_maxrss``) is
 its own. The maps are scored against the simulator's planted networks (mean IoU over all
@@ -25,6 +28,7 @@ start-up (about 2 s) is part of the time per window.
 """
 
 import argparse
+import copy
 import time
 import warnings
 from contextlib import nullcontext
@@ -48,7 +52,7 @@ from ._common import (
 )
 
 METHODS = {"ica": ICADecomposition, "sdl": SDLDecomposition}
-PATHS = ("plain", "plain-1blas", "fast")
+PATHS = ("plain", "plain-1blas", "fast", "fast-exact")
 
 
 def parse_args(argv=None):
@@ -92,7 +96,10 @@ def run_path(estimator, run, starts, path):
     default_threads()
     rss_before = peak_rss_mib()
     resettable = reset_window_peak()
-    iterate = estimator._iter_run_maps if path == "fast" else estimator._iter_run_maps_plain
+    if path == "fast-exact":
+        estimator = copy.copy(estimator).set_params(window_coding="exact")
+    fast = path.startswith("fast")
+    iterate = estimator._iter_run_maps if fast else estimator._iter_run_maps_plain
     limits = threadpool_limits(limits=1, user_api="blas") if path == "plain-1blas" else None
     with limits or nullcontext(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -140,6 +147,8 @@ def benchmark_method(method, sim, starts, args):
         run = estimator._masked_run(sim.func[0])
     rows = []
     for path in args.paths:
+        if path == "fast-exact" and method != "sdl":
+            continue
         result = in_child(run_path, estimator, run, starts, path)
         result.update(
             method=method,

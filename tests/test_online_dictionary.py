@@ -169,13 +169,18 @@ def test_online_dict_learning_is_sklearn(dtype, alpha, batch_size, n_components)
     )
     code, dictionary = _quiet(online_dict_learning, X, n_components, **params)
     assert code.dtype == dictionary.dtype == dtype
-    # The learning loop is scikit-learn's, bit for bit; the final codes are
-    # converged_lasso_code's (tested above) of the same dictionary.
+    # The learning loop and the final codes are scikit-learn's, bit for bit.
     np.testing.assert_array_equal(dictionary, expected_dictionary)
-    final_code = _quiet(converged_lasso_code, X, np.ascontiguousarray(dictionary), alpha)
-    np.testing.assert_array_equal(code, final_code)
-    _assert_as_good_as(X, dictionary, code, expected_code, alpha)
+    np.testing.assert_array_equal(code, expected_code)
     assert np.count_nonzero(code) > 0
+    # exact_codes: the same dictionary, converged_lasso_code's codes (tested above).
+    exact, same_dictionary = _quiet(
+        online_dict_learning, X, n_components, exact_codes=True, **params
+    )
+    np.testing.assert_array_equal(same_dictionary, expected_dictionary)
+    final_code = _quiet(converged_lasso_code, X, np.ascontiguousarray(dictionary), alpha)
+    np.testing.assert_array_equal(exact, final_code)
+    _assert_as_good_as(X, dictionary, exact, expected_code, alpha)
 
 
 def test_random_state_instance_is_drawn_from_as_sklearn():

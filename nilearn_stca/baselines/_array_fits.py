@@ -15,8 +15,9 @@ Two steps are computed differently:
   bit for bit.
 - DictLearning's ``dict_learning_online(method="cd")``, which spends most of a window in the
   per-call overhead of scikit-learn's ``Lasso``: :mod:`._online_dictionary` runs the same
-  loop on scikit-learn's compiled kernel (the same dictionary, bit for bit) and gives the
-  voxels whose float32 descent cannot converge their exact lasso codes.
+  loop on scikit-learn's compiled kernel (the same dictionary and codes, bit for bit) and,
+  where asked, gives the voxels whose float32 descent cannot converge their exact lasso
+  codes.
 """
 
 import warnings
@@ -133,15 +134,15 @@ def _threshold_ratio(threshold):
     return None
 
 
-def _fastica(data, seed):
+def _fastica(data, seed, fun=_cube):
     """One of CanICA's FastICA restarts; its convergence warnings stay in the worker, as
     the window fits' warnings in the main process (they would repeat at every window)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fastica(data, whiten="arbitrary-variance", fun=_cube, random_state=seed)
+        return fastica(data, whiten="arbitrary-variance", fun=fun, random_state=seed)
 
 
-def unmix(components, n_init, threshold, random_state, n_jobs=1):
+def unmix(components, n_init, threshold, random_state, n_jobs=1, fun=_cube):
     """nilearn's ``CanICA._unmix_components``: FastICA restarts, sparsest result, threshold.
 
     Parameters
@@ -154,6 +155,9 @@ def unmix(components, n_init, threshold, random_state, n_jobs=1):
         CanICA's threshold on the raw maps.
     random_state : int, RandomState or None
     n_jobs : int, default=1
+    fun : callable or "cube", default=_cube
+        FastICA's contrast: :func:`_cube` (the same as scikit-learn's "cube" to rounding,
+        faster) or "cube" itself (bit for bit).
 
     Returns
     -------
@@ -163,7 +167,7 @@ def unmix(components, n_init, threshold, random_state, n_jobs=1):
     seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=n_init)
     # As nilearn: FastICA is unstable in float32.
     data = components.astype(np.float64)
-    results = Parallel(n_jobs=n_jobs)(delayed(_fastica)(data, seed) for seed in seeds)
+    results = Parallel(n_jobs=n_jobs)(delayed(_fastica)(data, seed, fun) for seed in seeds)
     # The sparsest result (smallest largest-L1-norm map), the first one on ties.
     maps = min((sources.T for _, _, sources in results), key=_max_l1_norm)
     ratio = _threshold_ratio(threshold)
@@ -180,7 +184,9 @@ def unmix(components, n_init, threshold, random_state, n_jobs=1):
     return maps
 
 
-def canica_maps(reduced, *, n_components, do_cca, n_init, threshold, random_state, n_jobs=1):
+def canica_maps(
+    reduced, *, n_components, do_cca, n_init, threshold, random_state, n_jobs=1, fun=_cube
+):
     """nilearn's ``CanICA._raw_fit`` on a reduced window: :func:`multi_pca`, :func:`unmix`.
 
     Returns
@@ -188,7 +194,7 @@ def canica_maps(reduced, *, n_components, do_cca, n_init, threshold, random_stat
     maps : ndarray, shape (n_components, n_voxels)
     """
     components = multi_pca(reduced, n_components, do_cca, random_state)
-    return unmix(components, n_init, threshold, random_state, n_jobs)
+    return unmix(components, n_init, threshold, random_state, n_jobs, fun)
 
 
 def _initial_loadings(components, data):
@@ -202,7 +208,7 @@ def _initial_loadings(components, data):
     return loadings
 
 
-def _initial_maps(reduced, n_components, random_state, n_jobs):
+def _initial_maps(reduced, n_components, random_state, n_jobs, fun):
     """nilearn's ``DictLearning._init_dict`` without ``dict_init``: one unthresholded CanICA."""
     return canica_maps(
         reduced,
@@ -212,6 +218,7 @@ def _initial_maps(reduced, n_components, random_state, n_jobs):
         threshold=float(n_components),
         random_state=random_state,
         n_jobs=n_jobs,
+        fun=fun,
     )
 
 
@@ -226,6 +233,7 @@ def dict_learning_maps(
     random_state,
     n_jobs=1,
     verbose=0,
+    exact_codes=False,
 ):
     """nilearn's ``DictLearning._raw_fit`` on a reduced window.
 
@@ -235,13 +243,18 @@ def dict_learning_maps(
         Output of :func:`reduce_window`.
     n_components, alpha, batch_size, method, n_epochs, random_state, n_jobs, verbose
         DictLearning's parameters of the same names.
+    exact_codes : bool, default=False
+        The final codes of :func:`._online_dictionary.online_dict_learning` (``method="cd"``
+        with the compiled kernel only; scikit-learn's own codes otherwise).
 
     Returns
     -------
     maps : ndarray, shape (n_components, n_voxels)
         Unit-norm maps, each flipped so that it has more positive than negative voxels.
     """
-    init_maps = _initial_maps(reduced, n_components, random_state, n_jobs)
+    # The dictionary amplifies rounding: nilearn's own numbers need scikit-learn's "cube".
+    fun = _cube if exact_codes else "cube"
+    init_maps = _initial_maps(reduced, n_components, random_state, n_jobs, fun)
     scale = (init_maps**2).sum(axis=1)
     scale[scale == 0] = 1
     init_maps /= scale[:, np.newaxis]
@@ -256,7 +269,7 @@ def dict_learning_maps(
         "verbose": max(0, int(verbose) - 1),
     }
     if method == "cd" and KERNEL_AVAILABLE:
-        code, _ = online_dict_learning(reduced.T, n_components, **params)
+        code, _ = online_dict_learning(reduced.T, n_components, exact_codes=exact_codes, **params)
     else:
         code, _ = dict_learning_online(
             reduced.T,

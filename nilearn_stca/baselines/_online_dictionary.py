@@ -14,9 +14,10 @@ arrays, in the memory layouts, that ``Lasso`` would give it: the learnt dictiona
 The rest of the time is descent that cannot finish: scikit-learn asks for a duality gap
 below ``1e-8 * ||x||^2``, under float32's resolution, so for a third of a 4 mm window's
 voxels the final coding runs all 1000 sweeps, most of them changing nothing.
-:func:`converged_lasso_code` codes those voxels exactly instead (see there); every other
-voxel's code is scikit-learn's bit for bit. ``tests/test_online_dictionary.py`` checks both
-against scikit-learn.
+:func:`converged_lasso_code` codes those voxels exactly instead (see there), where asked
+(``exact_codes=True``; ``SDLDecomposition(window_coding="exact")``); every other voxel's
+code is scikit-learn's bit for bit. By default the final codes are scikit-learn's own.
+``tests/test_online_dictionary.py`` checks both against scikit-learn.
 
 The kernel, ``sklearn.linear_model._cd_fast.enet_coordinate_descent_gram``, is private:
 :data:`KERNEL_AVAILABLE` is False where a scikit-learn release lacks it or calls it
@@ -350,6 +351,7 @@ def online_dict_learning(
     tol=1e-3,
     max_no_improvement=10,
     verbose=False,
+    exact_codes=False,
 ):
     """``dict_learning_online(X, ..., method="cd", shuffle=True, return_code=True)``.
 
@@ -374,6 +376,10 @@ def online_dict_learning(
         Early stopping, as scikit-learn's defaults.
     verbose : bool, default=False
         Print the cost at each step.
+    exact_codes : bool, default=False
+        False: the final codes are scikit-learn's (:func:`lasso_code`), bit for bit. True:
+        :func:`converged_lasso_code`, the exact minimiser for the samples whose float32
+        descent cannot converge (faster; the same dictionary).
 
     Returns
     -------
@@ -414,5 +420,6 @@ def online_dict_learning(
         old_dict[:] = dictionary
 
     # ``transform`` codes every sample with the atoms in C order (sparse_encode's check).
-    code = converged_lasso_code(X, np.ascontiguousarray(dictionary), alpha)
+    final_code = converged_lasso_code if exact_codes else lasso_code
+    code = final_code(X, np.ascontiguousarray(dictionary), alpha)
     return code, dictionary

@@ -37,6 +37,9 @@ _DICT_LEARNING_PARAMS = (
 )
 
 
+#: ``window_coding`` values: scikit-learn's (nilearn's) final codes, or the exact minimiser.
+WINDOW_CODINGS = ("nilearn", "exact")
+
 #: ``alpha="auto"``: the sparsity per square root of the number of scans (measured in
 #: ``benchmarks/sdl_alpha.py``).
 AUTO_ALPHA_PER_SQRT_SCAN = 0.5
@@ -110,6 +113,16 @@ class SDLDecomposition(_WindowedDecomposition):
         nilearn's ``alpha=10`` zeroes every map of a 40-scan window ("No component found").
         On 40-scan windows of the simulated data, 1 to 4 give 20 maps (2: best overlap with
         the planted networks), 6 keeps a single map and 10 none.
+    window_coding : {"nilearn", "exact"}, default="nilearn"
+        How the window fits compute the lasso codes of the voxels (the maps). "nilearn":
+        as nilearn's DictLearning does, so the window maps are those of a DictLearning
+        fitted on the window image with one BLAS thread, to float32 rounding. "exact": in
+        float32, scikit-learn's descent cannot reach its own tolerance for about a third of
+        the voxels and runs all its 1000 sweeps; those voxels get the exact lasso minimiser
+        on the support found instead (an objective as low or lower), and the CanICA
+        initialisation's FastICA contrast is computed by multiplications (the same to
+        rounding, which the dictionary amplifies). Faster; the maps differ from nilearn's by
+        a few hundredths in z, with the same mean IoU (``benchmarks/README.md``).
     %(fbn_threshold)s
 
     Attributes
@@ -127,26 +140,21 @@ class SDLDecomposition(_WindowedDecomposition):
 
     Notes
     -----
-    The window fits do not build a DictLearning per window: each window's rows of the run masked
-    by ``masker_`` go through DictLearning's own steps (cleaning by
+    The window fits do not build a DictLearning per window: each window's rows of the run
+    masked by ``masker_`` go through DictLearning's own steps (cleaning by
     :func:`nilearn.signal.clean`, PCA, CanICA initialisation, online dictionary learning) on
     arrays, with the same parameters and random draws, without turning the window into an
-    image and masking it again. Two steps are computed faster:
+    image and masking it again. Scikit-learn's online dictionary learning
+    (``method="cd"``) is run by calling its compiled coordinate-descent kernel directly
+    instead of fitting a ``Lasso`` per voxel: the learnt dictionary and the codes are
+    scikit-learn's bit for bit (with ``window_coding="exact"``, see there, the codes of the
+    voxels whose float32 descent cannot converge are the exact minimiser instead). See
+    :mod:`nilearn_stca.baselines._online_dictionary`.
 
-    - the initialisation's FastICA ``"cube"`` contrast, by multiplications instead of
-      ``x ** 3`` (the same to rounding error);
-    - scikit-learn's online dictionary learning (``method="cd"``), by calling its compiled
-      coordinate-descent kernel directly instead of fitting a ``Lasso`` per voxel: the
-      learnt dictionary is scikit-learn's bit for bit. In float32, scikit-learn's descent
-      cannot reach its own tolerance for about a third of the voxels and stops after 1000
-      sweeps wherever rounding has left it; the final codes of those voxels are the exact
-      lasso minimiser instead (an objective as low or lower; on ten 4 mm windows, maps
-      within 0.021 in z and the same mean IoU). See
-      :mod:`nilearn_stca.baselines._online_dictionary`.
-
-    The maps are then those of a DictLearning fitted on the window image run with one BLAS
-    thread, to that precision. With several BLAS threads, rounding differs, and the maps
-    may differ slightly. ``memory`` caches the static fit only, not the window steps.
+    With the default ``window_coding="nilearn"``, the maps are then those of a DictLearning
+    fitted on the window image with one BLAS thread, to float32 rounding. With several BLAS
+    threads, rounding differs, and nilearn's own maps may differ slightly. ``memory``
+    caches the static fit only, not the window steps.
     """
 
     _nilearn_class = DictLearning
@@ -182,6 +190,7 @@ class SDLDecomposition(_WindowedDecomposition):
         window_length=40,
         window_stride=1,
         window_alpha=2.0,
+        window_coding="nilearn",
         fbn_threshold=3.6,
     ):
         self.n_components = n_components
@@ -212,6 +221,7 @@ class SDLDecomposition(_WindowedDecomposition):
         self.window_length = window_length
         self.window_stride = window_stride
         self.window_alpha = window_alpha
+        self.window_coding = window_coding
         self.fbn_threshold = fbn_threshold
 
     def _check_params(self):
@@ -225,6 +235,11 @@ class SDLDecomposition(_WindowedDecomposition):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 allowed = '"auto" or ' if name == "alpha" else ""
                 raise ValueError(f"{name} must be {allowed}a number >= 0, got {value!r}.")
+        if self.window_coding not in WINDOW_CODINGS:
+            raise ValueError(
+                f"window_coding must be one of {WINDOW_CODINGS}, got {self.window_coding!r}: "
+                "'nilearn' gives nilearn's codes, 'exact' the exact lasso minimiser."
+            )
 
     def _alpha_for(self, n_scans):
         """``alpha``, with "auto" resolved for data of ``n_scans`` scans."""
@@ -259,6 +274,7 @@ class SDLDecomposition(_WindowedDecomposition):
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             verbose=self.verbose,
+            exact_codes=self.window_coding == "exact",
         )
 
     def _empty_window_hint(self, static=False):

@@ -68,6 +68,11 @@ def _sdl_method(default, desc):
     return traits.Enum(default, *others, usedefault=True, desc=desc)
 
 
+def _sdl_coding(default, desc):
+    others = [coding for coding in ("nilearn", "exact") if coding != default]
+    return traits.Enum(default, *others, usedefault=True, desc=desc)
+
+
 def _sdl_alpha(default, desc):
     return traits.Either(
         traits.Enum("auto"), traits.Float, default=default, usedefault=True, desc=desc
@@ -122,6 +127,7 @@ _SDL_PARAMS = {
     "n_epochs": (_int, "passes over the data"),
     "batch_size": (_int, "samples per mini-batch"),
     "method": (_sdl_method, "lasso solver, 'cd' or 'lars'"),
+    "window_coding": (_sdl_coding, "window codes: 'nilearn' (scikit-learn's) or 'exact'"),
 }
 
 
