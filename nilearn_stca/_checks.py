@@ -1,10 +1,12 @@
 """Input checks shared by the estimators: devices, image lists, 4D runs, confounds."""
 
+import numbers
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from nilearn.image import load_img
+from sklearn.utils import check_scalar
 
 
 def resolve_device(device):
@@ -187,11 +189,14 @@ def load_runs_for_fit(estimator, imgs, confounds):
 
 
 def check_integer(value, name, minimum):
-    """Check that ``value`` is an integer (not a bool nor a float) at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    """Check that ``value`` is an integer at least ``minimum`` (scikit-learn's ``check_scalar``).
+
+    ``check_scalar`` takes a bool for an integer (``True`` is ``numbers.Integral``): that is
+    refused first, as a probable mistake (e.g. ``n_components=True``).
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not a bool: got {value!r}.")
+    check_scalar(value, name, target_type=numbers.Integral, min_val=minimum)
 
 
 def check_integer_params(estimator, minimums):
