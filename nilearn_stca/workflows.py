@@ -15,7 +15,8 @@ from nipype.interfaces import utility as niu
 from nipype.interfaces.io import DataSink
 from nipype.pipeline import engine as pe
 
-from .evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS, subject_labels
+from .evaluation.bids import subject_labels
+from .evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS
 from .evaluation.metrics import check_strategy
 from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from .interfaces import ComparisonReport, EvaluateIoU, PrepareComparison

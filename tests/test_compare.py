@@ -60,6 +60,9 @@ def test_one_row_per_subject_method_window_template(compared, sim):
     results, _ = compared
     assert list(results.columns) == [
         "subject",
+        "sub",
+        "ses",
+        "run",
         "method",
         "window",
         "template",
@@ -257,10 +260,21 @@ def test_three_d_image_is_refused(sim, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_subject_labels_from_bids_names(sim, tmp_path):
+@pytest.mark.parametrize(
+    ("names", "labels", "entities"),
+    [
+        (["sub-A1", "sub-B2"], ["sub-A1", "sub-B2"], [("A1", None, None), ("B2", None, None)]),
+        (  # two runs of one subject: the run tells them apart, and is kept as a column
+            ["sub-A1_ses-1_run-1", "sub-A1_ses-1_run-2"],
+            ["sub-A1_run-1", "sub-A1_run-2"],
+            [("A1", "1", "1"), ("A1", "1", "2")],
+        ),
+    ],
+)
+def test_subject_labels_and_columns_from_bids_names(sim, tmp_path, names, labels, entities):
     paths = []
-    for label, img in zip(["sub-A1", "sub-B2"], sim.func, strict=True):
-        path = tmp_path / f"{label}_task-rest_bold.nii.gz"
+    for name, img in zip(names, sim.func, strict=True):
+        path = tmp_path / f"{name}_task-rest_bold.nii.gz"
         img.to_filename(path)
         paths.append(str(path))
     with warnings.catch_warnings():
@@ -275,7 +289,19 @@ def test_subject_labels_from_bids_names(sim, tmp_path):
             verbose=0,
             **WINDOW,
         )
-    assert list(results.subject.unique()) == ["sub-A1", "sub-B2"]
+    assert list(results.subject.unique()) == labels
+    found = results.drop_duplicates("subject")[["sub", "ses", "run"]]
+    assert [tuple(row) for row in found.itertuples(index=False)] == entities
+
+
+def test_bids_names_that_do_not_tell_runs_apart_are_numbered_with_a_warning():
+    from nilearn_stca.evaluation.bids import subject_labels
+
+    paths = ["/d/sub-01_task-rest_bold.nii.gz", "/d/sub-01_task-motor_bold.nii.gz"]
+    with pytest.warns(UserWarning, match="do not tell the runs apart"):
+        assert subject_labels(paths) == ["sub-01", "sub-02"]
+    assert subject_labels(paths, subjects=["rest", "motor"]) == ["rest", "motor"]
+    assert subject_labels(["/d/a.nii.gz", "/d/b.nii.gz"]) == ["sub-01", "sub-02"]
 
 
 def test_tables_and_report(compared):

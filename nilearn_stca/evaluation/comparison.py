@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .._io import atomic_path, folder_lock
 from ..stca.decomposition import PAPER_SETTINGS, STCADecomposition
 from ..windows import window_starts
+from .bids import with_bids_columns
 from .comparison_plan import CONTROLLED_PARAMS, METHODS, plan_comparison
 from .results_folder import (
     RESULT_COLUMNS,
@@ -185,8 +186,9 @@ def compare(
         The brain mask every method uses; the data are resampled to its grid. If None, one
         EPI mask is computed from all ``imgs`` (:class:`nilearn.maskers.MultiNiftiMasker`).
     subjects : sequence of str, default=None
-        Subject labels; the ``sub-<label>`` of BIDS file names if all have a distinct one,
-        else ``sub-01``, ``sub-02``...
+        One label per run. If None, from BIDS file names (``sub-<label>``, with
+        ``_ses-<label>`` and ``_run-<index>`` where the runs differ in those), else
+        ``sub-01``, ``sub-02``... (see :func:`~nilearn_stca.evaluation.bids.subject_labels`).
     n_components : int, default=None
         Maps per method; if None each method keeps its own (``method_params`` or default).
     method_params : dict, default=None
@@ -225,7 +227,9 @@ def compare(
     Returns
     -------
     results : pandas.DataFrame
-        One row per (subject, method, window, template): ``subject``, ``method``,
+        One row per (subject, method, window, template): ``subject``, ``sub``, ``ses``
+        and ``run`` (the BIDS entities of the run's file name, empty where absent),
+        ``method``,
         ``window`` ("static" or the window's first scan), ``template``, ``component`` (the
         matched map, -1 if none), ``iou``, ``dice`` and ``runtime`` (seconds: the fit for a
         static row; mapping and scoring that window for a window row, where a method that
@@ -281,7 +285,11 @@ def compare(
                         rows = _run_cell(plan, subject, method, loaded, conf, folder, verbose)
                     tables.append(_static_first(rows))
                     bar.update()
-        results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
+        results = with_bids_columns(
+            pd.concat(tables, ignore_index=True)[RESULT_COLUMNS],
+            plan.subjects,
+            [img for img, _ in plan.runs],
+        )
         if folder.path is not None:
             with atomic_path(folder.path / RESULTS_FILE) as partial:
                 results.to_csv(partial, index=False)

@@ -7,7 +7,6 @@ resumed run must match, and the number of result rows each finished cell holds.
 """
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from .._checks import (
 from ..methods import METHOD_REGISTRY
 from ..stca.decomposition import STCADecomposition
 from ..windows import window_starts
+from .bids import subject_labels
 from .metrics import check_strategy, score_maps
 from .templates import load_rsn_templates
 
@@ -87,30 +87,6 @@ class ComparisonPlan:
     @property
     def n_cells(self):
         return len(self.subjects) * len(self.estimators)
-
-
-def subject_labels(imgs, subjects=None):
-    """One label per run: ``subjects`` checked, or BIDS ``sub-`` labels, or sub-01, sub-02..."""
-    if subjects is not None:
-        labels = [str(s) for s in subjects]
-        if len(labels) != len(imgs):
-            raise ValueError(f"subjects has {len(labels)} labels for {len(imgs)} images.")
-    else:
-        found = [
-            re.search(r"sub-[A-Za-z0-9]+", Path(img).name)
-            if isinstance(img, (str, Path))
-            else None
-            for img in imgs
-        ]
-        labels = [m.group(0) if m else None for m in found]
-        if None in labels or len(set(labels)) < len(labels):
-            labels = [f"sub-{i + 1:02d}" for i in range(len(imgs))]
-    if len(set(labels)) < len(labels):
-        raise ValueError(f"subjects must be unique, got {labels}.")
-    bad = [label for label in labels if not re.fullmatch(r"[A-Za-z0-9._-]+", label)]
-    if bad:
-        raise ValueError(f"subject labels may hold letters, digits, '.', '_' and '-' only: {bad}")
-    return labels
 
 
 def _make_estimators(methods, method_params, n_components, threshold, random_state):

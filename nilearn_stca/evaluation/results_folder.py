@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._io import FolderLockedError, atomic_path, fsync_directory, fsync_file
+from .bids import BIDS_COLUMNS
 from .tables import STATIC
 
 #: Columns of the table ``compare`` returns, in order.
@@ -29,10 +30,20 @@ class ComparisonLockedError(FolderLockedError):
 
 
 def read_results(path):
-    """Read a results CSV written by :func:`compare`; ``window`` is "static" or an int."""
-    results = pd.read_csv(path, dtype={"subject": str, "method": str, "window": str})
+    """Read a results CSV written by :func:`compare`; ``window`` is "static" or an int.
+
+    The BIDS columns ``sub``, ``ses`` and ``run`` are read as text (None where empty), so
+    ``"01"`` stays ``"01"``.
+    """
+    text = {"subject": str, "method": str, "window": str, "sub": str, "ses": str, "run": str}
+    results = pd.read_csv(path, dtype=text)
     results["window"] = [w if w == STATIC else int(w) for w in results["window"]]
     results["window"] = results["window"].astype(object)
+    for entity in BIDS_COLUMNS:
+        if entity in results:
+            # As compare returns them: text, None where the run's name lacks the entity.
+            values = results[entity].astype(object)
+            results[entity] = values.where(values.notna(), None)
     return results
 
 

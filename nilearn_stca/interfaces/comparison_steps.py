@@ -22,6 +22,7 @@ from nipype.interfaces.base import (
 )
 
 from .._io import atomic_path, atomic_paths
+from ..evaluation.bids import with_bids_columns
 from ..evaluation.comparison import result_rows
 from ..evaluation.metrics import STRATEGIES, score_maps
 from ..evaluation.outputs import write_comparison_report
@@ -82,7 +83,8 @@ class EvaluateIoU(SimpleInterface):
     :func:`~nilearn_stca.evaluation.compare` does.
 
     ``out_csv`` has :func:`~nilearn_stca.evaluation.compare`'s columns (subject, method,
-    window, template, component, iou, dice, runtime) and is read back with
+    window, template, component, iou, dice, runtime; :class:`ComparisonReport` adds the BIDS
+    columns sub, ses and run) and is read back with
     :func:`~nilearn_stca.evaluation.read_results`. ``window`` is "static" or the window's
     first scan. ``runtime`` is ``fit_seconds`` (connect a decomposition's output) on the
     static rows, NaN if not given, and NaN on window rows, whose mapping time is not recorded.
@@ -293,6 +295,8 @@ class ComparisonReport(SimpleInterface):
         tables = [read_results(path) for path in _flatten(inputs.in_csvs)]
         settings = inputs.settings if isdefined(inputs.settings) else {}
         results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
+        if "subjects" in settings and "imgs" in settings:
+            results = with_bids_columns(results, settings["subjects"], settings["imgs"])
         # The folder's files are renamed together once all are written, so a failure leaves
         # an earlier comparison's files as they were, consistent with each other.
         with atomic_paths() as stage:
