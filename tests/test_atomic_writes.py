@@ -22,7 +22,11 @@ from nilearn.image import new_img_like  # noqa: E402
 
 from nilearn_stca.evaluation import write_comparison_report  # noqa: E402
 from nilearn_stca.evaluation.figures import plot_static_iou  # noqa: E402
-from nilearn_stca.evaluation.results_folder import RESULT_COLUMNS, SETTINGS_FILE  # noqa: E402
+from nilearn_stca.evaluation.results_folder import (  # noqa: E402
+    RESULT_COLUMNS,
+    SETTINGS_FILE,
+    static_maps_file,
+)
 from nilearn_stca.interfaces import ComparisonReport, EvaluateIoU, PrepareComparison  # noqa: E402
 
 TEMPLATES = ["visual", "motor"]
@@ -127,7 +131,7 @@ def _fill_comparison(folder, images, results):
     images["templates"].to_filename(folder / "templates.nii.gz")
     for subject in SUBJECTS:
         for method in METHODS:
-            images["maps"].to_filename(folder / "maps" / f"{subject}_{method}.nii.gz")
+            images["maps"].to_filename(static_maps_file(folder, subject, method))
     (folder / SETTINGS_FILE).write_text(json.dumps({"window_length": 10}))
 
 
@@ -143,7 +147,9 @@ def test_report_writes_its_files_only_under_their_names(reported):
     folder, files = reported
     written = [files["report"], *files["tables"], *files["figures"]]
     expected = {"results.csv", "templates.nii.gz", SETTINGS_FILE}
-    expected |= {f"maps/{s}_{m}.nii.gz" for s in SUBJECTS for m in METHODS}
+    expected |= {
+        f"maps/{s}_method-{m}_desc-static_components.nii.gz" for s in SUBJECTS for m in METHODS
+    }
     expected |= {str(path.relative_to(folder)) for path in written}
     assert set(_snapshot(folder)) == expected
     assert files["report"] == folder / "report.html"
@@ -221,7 +227,7 @@ def _report_node(folder, shift=0.0, note="first"):
 @pytest.mark.parametrize(
     ("writer", "name"),
     [
-        ("copyfile", "sub-02_stca.nii.gz"),
+        ("copyfile", "sub-02_method-stca_desc-static_components.nii.gz"),
         ("copyfile", "templates.nii.gz"),
         ("write_text", "comparison.json"),
         ("to_csv", "results.csv"),

@@ -1,3 +1,4 @@
+import json
 import warnings
 from html import unescape
 
@@ -104,8 +105,18 @@ def test_out_dir_holds_cells_maps_and_results(compared):
     assert sorted(p.name for p in (out_dir / "cells").iterdir()) == [
         f"sub-0{s}_{m}.csv" for s in (1, 2) for m in ("ica", "sdl", "stca")
     ]
-    assert len(list((out_dir / "maps").glob("*.nii.gz"))) == 6
+    assert sorted(p.name for p in (out_dir / "maps").iterdir()) == [
+        f"sub-0{s}_method-{m}_desc-static_components.nii.gz"
+        for s in (1, 2)
+        for m in ("ica", "sdl", "stca")
+    ]
     pd.testing.assert_frame_equal(read_results(out_dir / "results.csv"), results)
+    tsv = pd.read_csv(out_dir / "results.tsv", sep="\t", dtype=str, keep_default_na=False)
+    csv = pd.read_csv(out_dir / "results.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(tsv, csv)
+    description = json.loads((out_dir / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert description["GeneratedBy"][0]["Name"] == "nilearn-stca"
 
 
 def test_rerun_reuses_every_finished_cell(compared, sim, monkeypatch):

@@ -241,6 +241,7 @@ def _comparison_folder(folder, results):
     maps = new_img_like(mask, np.concatenate([maps.get_fdata()] * 2, axis=3)[..., :5])
     for subject in results.subject.unique():
         for method in results.method.unique():
+            # Named as before the BIDS-derivative names: the report still finds them.
             maps.to_filename(folder / "maps" / f"{subject}_{method}.nii.gz")
     return folder
 
@@ -250,7 +251,7 @@ def test_comparison_report_tables_of_each_reading(results, tmp_path):
     files = write_comparison_report(folder, paper=True)
     stems = ["table1_static", "table1_windows", "table1_best_window"]
     assert [path.name for path in files["tables"]] == [
-        *(f"{stem}{ext}" for stem in stems for ext in (".csv", ".md", ".tex")),
+        *(f"{stem}{ext}" for stem in stems for ext in (".csv", ".tsv", ".md", ".tex")),
         "paper_table1.md",
     ]
     for stem, reading in zip(stems, ["static", "windows", "best_window"], strict=True):
@@ -258,6 +259,8 @@ def test_comparison_report_tables_of_each_reading(results, tmp_path):
         np.testing.assert_allclose(
             written.to_numpy(), table1(results, reading).to_numpy(), atol=1e-4
         )
+        tsv = pd.read_csv(folder / f"{stem}.tsv", sep="\t", header=[0, 1], index_col=0)
+        pd.testing.assert_frame_equal(tsv, written)
     html = unescape(files["report"].read_text(encoding="utf-8"))
     assert (
         "IoU of the best window per template (lenient: the maximum over windows; not "
@@ -278,6 +281,7 @@ def test_comparison_report_without_windows(results, tmp_path):
     files = write_comparison_report(folder)
     assert [path.name for path in files["tables"]] == [
         "table1_static.csv",
+        "table1_static.tsv",
         "table1_static.md",
         "table1_static.tex",
     ]

@@ -104,7 +104,15 @@ def test_workflow_gives_the_results_and_folder_of_compare(files, tmp_path):
     assert (results.runtime[static] > 0).all() and results.runtime[~static].isna().all()
 
     maps = sorted(p.name for p in (out_dir / "maps").iterdir())
-    assert maps == [f"sub-0{s}_{m}.nii.gz" for s in (1, 2) for m in METHODS]
+    assert maps == [
+        f"sub-0{s}_method-{m}_desc-static_components.nii.gz" for s in (1, 2) for m in METHODS
+    ]
+    assert (out_dir / "dataset_description.json").read_bytes() == (
+        tmp_path / "compare" / "dataset_description.json"
+    ).read_bytes()
+    tsv = pd.read_csv(out_dir / "results.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(tsv.columns) == list(results.columns)
+    np.testing.assert_array_equal(tsv.iou.astype(float), results.iou)
     for name in ["templates.nii.gz"] + [f"maps/{m}" for m in maps]:
         np.testing.assert_array_equal(
             load_img(out_dir / name).get_fdata(),

@@ -136,7 +136,7 @@ static = results[is_static(results)]
 best = static.groupby("method").iou.mean().idxmax()
 rows = static[(static.subject == "sub-01") & (static.method == best)]
 plot_matched_maps(
-    load_img(f"comparison/maps/sub-01_{best}.nii.gz"),
+    load_img(f"comparison/maps/sub-01_method-{best}_desc-static_components.nii.gz"),
     load_img("comparison/templates.nii.gz"),
     components=rows.component,
     titles=[f"{r.template}: IoU {r.iou:.2f}" for r in rows.itertuples()],

@@ -25,11 +25,12 @@ from .bids import with_bids_columns
 from .comparison_plan import CONTROLLED_PARAMS, METHODS, plan_comparison
 from .results_folder import (
     RESULT_COLUMNS,
-    RESULTS_FILE,
     TEMPLATES_FILE,
     CellWriter,
     ComparisonLockedError,
     ResultsFolder,
+    static_maps_file,
+    write_results,
 )
 from .tables import STATIC
 from .templates import DEFAULT_TEMPLATE_THRESHOLD
@@ -127,7 +128,7 @@ def _run_cell(plan, subject, method, img, conf, folder, verbose):
         result_rows(subject, method, STATIC, plan.scoring(estimator.components_), fit_seconds)
     )
     if folder.path is not None:
-        with atomic_path(folder.path / "maps" / f"{subject}_{method}.nii.gz") as partial:
+        with atomic_path(static_maps_file(folder.path, subject, method)) as partial:
             estimator.components_img_.to_filename(partial)
     return writer.finish()
 
@@ -211,8 +212,11 @@ def compare(
         Folder for incremental results: ``comparison.json`` (the settings), ``cells/`` (one
         CSV per finished subject x method; rows are appended to ``*.csv.partial`` while a
         cell runs), ``checksums/`` (the row count and SHA-256 of each finished cell's CSV),
-        ``maps/`` (each cell's static maps), ``templates.nii.gz`` (the binary templates on
-        the mask's grid) and ``results.csv`` at the end. A rerun with the same settings and
+        ``maps/<subject>_method-<method>_desc-static_components.nii.gz`` (each cell's
+        static maps, named as BIDS derivatives), ``templates.nii.gz`` (the binary templates on
+        the mask's grid) and, at the end, ``results.csv``, the same table as
+        ``results.tsv`` and ``dataset_description.json`` (the folder is a BIDS derivative
+        dataset). A rerun with the same settings and
         ``out_dir`` reuses every finished cell that matches its checksum, and recomputes
         one that does not with a warning; other settings in the same ``out_dir`` raise an
         error. While a comparison runs, ``out_dir`` holds a lock file ``.lock``: a second
@@ -291,6 +295,5 @@ def compare(
             [img for img, _ in plan.runs],
         )
         if folder.path is not None:
-            with atomic_path(folder.path / RESULTS_FILE) as partial:
-                results.to_csv(partial, index=False)
+            write_results(results, folder.path)
     return results

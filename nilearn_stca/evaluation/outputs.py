@@ -8,7 +8,13 @@ from nilearn.image import load_img
 from .._io import atomic_paths
 from .figures import plot_iou_over_windows, plot_matched_maps, plot_static_iou
 from .report import write_report
-from .results_folder import RESULTS_FILE, SETTINGS_FILE, TEMPLATES_FILE, read_results
+from .results_folder import (
+    RESULTS_FILE,
+    SETTINGS_FILE,
+    TEMPLATES_FILE,
+    read_results,
+    static_maps_file,
+)
 from .tables import cell_strings, format_table, is_static, paper_comparison, table1
 
 REPORT_FILE = "report.html"
@@ -32,8 +38,9 @@ TABLE1_FILES = {
 
 
 def _write_table(table, stem, stage):
-    """``stem``.csv (numbers), .md and .tex ("mean ± sd" cells), each to ``stage(path)``."""
+    """``stem``.csv and .tsv (numbers), .md and .tex ("mean ± sd" cells), to ``stage(path)``."""
     stage(stem.with_suffix(".csv")).write_text(format_table(table, "csv", decimals=2))
+    stage(stem.with_suffix(".tsv")).write_text(format_table(table, "tsv", decimals=2))
     stage(stem.with_suffix(".md")).write_text(format_table(table, "markdown") + "\n")
     stage(stem.with_suffix(".tex")).write_text(format_table(table, "latex"))
 
@@ -65,7 +72,7 @@ def write_comparison_report(
     -------
     files : dict
         ``{"report": Path, "tables": [Path...], "figures": [Path...]}``. Written:
-        ``table1_static.{csv,md,tex}``, ``table1_windows.*`` and ``table1_best_window.*``
+        ``table1_static.{csv,tsv,md,tex}``, ``table1_windows.*`` and ``table1_best_window.*``
         (if windows were scored; see the readings of :func:`~nilearn_stca.evaluation.table1`),
         ``paper_table1.md`` (if ``paper``), ``fig5_iou_over_windows.png``,
         ``table1_static.png``, ``matched_maps_<method>.png`` (first subject's static maps)
@@ -98,7 +105,7 @@ def write_comparison_report(
         shown = {}
         for stem, (heading, table) in tables.items():
             _write_table(table, out_dir / stem, stage)
-            written_tables += [out_dir / f"{stem}{ext}" for ext in (".csv", ".md", ".tex")]
+            written_tables += [out_dir / f"{stem}{ext}" for ext in (".csv", ".tsv", ".md", ".tex")]
             shown[heading] = cell_strings(table)
         if paper:
             comparison = paper_comparison(results)
@@ -144,7 +151,9 @@ def _matched_maps_figures(out_dir, static_rows, threshold, stage):
     subject = static_rows["subject"].iloc[0]
     figures = {}
     for method, rows in static_rows[static_rows.subject == subject].groupby("method", sort=False):
-        maps_file = out_dir / "maps" / f"{subject}_{method}.nii.gz"
+        maps_file = static_maps_file(out_dir, subject, method)
+        if not maps_file.exists():  # a folder written before the BIDS-derivative names
+            maps_file = out_dir / "maps" / f"{subject}_{method}.nii.gz"
         path = out_dir / f"matched_maps_{method}.png"
         plot_matched_maps(
             load_img(maps_file),

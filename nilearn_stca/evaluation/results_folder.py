@@ -21,8 +21,60 @@ RESULT_COLUMNS = ["subject", "method", "window", "template", "component", "iou",
 
 SETTINGS_FILE = "comparison.json"
 RESULTS_FILE = "results.csv"
+#: The same table, tab-separated, as BIDS derivatives keep tables.
+RESULTS_TSV = "results.tsv"
 TEMPLATES_FILE = "templates.nii.gz"
 CHECKSUMS_DIR = "checksums"
+DESCRIPTION_FILE = "dataset_description.json"
+
+
+def static_maps_file(out_dir, subject, method):
+    """``out_dir/maps/<subject>_method-<method>_desc-static_components.nii.gz``.
+
+    Named as a BIDS derivative (``method`` is this package's own entity).
+    """
+    return Path(out_dir) / "maps" / f"{subject}_method-{method}_desc-static_components.nii.gz"
+
+
+def dataset_description():
+    """The ``dataset_description.json`` of a comparison folder, a BIDS derivative dataset."""
+    from .. import __version__
+
+    return {
+        "Name": "nilearn-stca comparison of STCA, ICA and SDL",
+        "BIDSVersion": "1.10.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "nilearn-stca",
+                "Version": __version__,
+                "Description": "compare(): static and sliding-window maps of each method, "
+                "scored against resting-state network templates by IoU",
+            }
+        ],
+    }
+
+
+def write_results(results, out_dir, stage=None):
+    """``results.csv`` and ``results.tsv`` (the same table) and ``dataset_description.json``.
+
+    Each file is written to ``stage(path)`` if given (see :func:`~nilearn_stca._io.
+    atomic_paths`), else atomically on its own.
+    """
+    out_dir = Path(out_dir)
+    writers = {
+        RESULTS_FILE: lambda path: results.to_csv(path, index=False),
+        RESULTS_TSV: lambda path: results.to_csv(path, sep="\t", index=False),
+        DESCRIPTION_FILE: lambda path: path.write_text(
+            json.dumps(dataset_description(), indent=2) + "\n"
+        ),
+    }
+    for name, write in writers.items():
+        if stage is not None:
+            write(stage(out_dir / name))
+        else:
+            with atomic_path(out_dir / name) as partial:
+                write(partial)
 
 
 class ComparisonLockedError(FolderLockedError):

@@ -155,7 +155,7 @@ def format_table(table, fmt="markdown", decimals=2):
     ----------
     table : pandas.DataFrame
         Result of :func:`table1`.
-    fmt : {"markdown", "latex", "csv", "text"}, default="markdown"
+    fmt : {"markdown", "latex", "csv", "tsv", "text"}, default="markdown"
     decimals : int, default=2
 
     Returns
@@ -167,11 +167,12 @@ def format_table(table, fmt="markdown", decimals=2):
         return cells.to_markdown(disable_numparse=True)
     if fmt == "latex":
         return cells.to_latex(escape=True).replace("±", r"$\pm$")
-    if fmt == "csv":
-        return table.to_csv(float_format=f"%.{decimals + 2}f")
+    if fmt in ("csv", "tsv"):
+        separator = "," if fmt == "csv" else "\t"
+        return table.to_csv(sep=separator, float_format=f"%.{decimals + 2}f")
     if fmt == "text":
         return cells.to_string()
-    raise ValueError(f"Unknown fmt={fmt!r}: use 'markdown', 'latex', 'csv' or 'text'.")
+    raise ValueError(f"Unknown fmt={fmt!r}: use 'markdown', 'latex', 'csv', 'tsv' or 'text'.")
 
 
 def cell_strings(table, decimals=2):

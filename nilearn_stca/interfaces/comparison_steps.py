@@ -32,6 +32,8 @@ from ..evaluation.results_folder import (
     SETTINGS_FILE,
     TEMPLATES_FILE,
     read_results,
+    static_maps_file,
+    write_results,
 )
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
 from ..sweep import load_window_sweep
@@ -264,8 +266,9 @@ class ComparisonReport(SimpleInterface):
     :func:`~nilearn_stca.workflows.init_comparison_wf` does), so that the node writes
     nothing outside its own folder. Writes ``results.csv`` (the ``in_csvs`` concatenated in
     order), ``templates.nii.gz``,
-    ``maps/<subject>_<method>.nii.gz`` (each table's static maps, named after its subject
-    and method columns) and ``comparison.json`` (``settings``), then calls
+    ``maps/<subject>_method-<method>_desc-static_components.nii.gz`` (each table's static
+    maps, named after its subject and method columns), ``results.tsv``,
+    ``dataset_description.json`` and ``comparison.json`` (``settings``), then calls
     :func:`~nilearn_stca.evaluation.write_comparison_report` (Table 1, figures and
     ``report.html``). Each step's files are renamed into place together once all are
     written: if writing fails (e.g. on a full disk), no partial file remains.
@@ -302,10 +305,10 @@ class ComparisonReport(SimpleInterface):
         with atomic_paths() as stage:
             for table, maps_file in zip(tables, _flatten(inputs.maps_files), strict=True):
                 subject, method = table.subject.iloc[0], table.method.iloc[0]
-                shutil.copyfile(maps_file, stage(out_dir / "maps" / f"{subject}_{method}.nii.gz"))
+                shutil.copyfile(maps_file, stage(static_maps_file(out_dir, subject, method)))
             shutil.copyfile(inputs.templates_file, stage(out_dir / TEMPLATES_FILE))
             stage(out_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
-            results.to_csv(stage(out_dir / RESULTS_FILE), index=False)
+            write_results(results, out_dir, stage)
         files = write_comparison_report(
             out_dir,
             parameters=inputs.parameters if isdefined(inputs.parameters) else None,
