@@ -1,11 +1,19 @@
-"""Execute every tutorial (jupytext percent scripts) as a notebook, at its small default size."""
+"""Run every tutorial (jupytext percent scripts) at its small default size, and check its output.
 
+The tutorials are plain Python scripts that print what they show, so they run here as
+scripts (no notebook kernel to start, no figures to encode). Users open them as notebooks
+with jupytext: a test checks that each notebook form is valid and holds the same code.
+"""
+
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
-from nbclient import NotebookClient
 
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("[0-9]*.py"))
 
@@ -49,19 +57,38 @@ CHECKS = {
 }
 
 
+def _environment():
+    environment = {**os.environ, "MPLBACKEND": "Agg"}
+    environment.pop("NILEARN_STCA_TUTORIAL_FULL", None)
+    return environment
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs(path, tmp_path, monkeypatch):
-    monkeypatch.delenv("NILEARN_STCA_TUTORIAL_FULL", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+def test_tutorial_runs(path, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(path)],
+        cwd=tmp_path,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    CHECKS[path.stem](done.stdout)
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_is_a_valid_notebook_of_the_same_code(path):
     notebook = jupytext.read(path)
-    NotebookClient(
-        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
-    ).execute()
-    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    CHECKS[path.stem](printed)
+    nbformat.validate(notebook)
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    markdown = [cell for cell in notebook.cells if cell.cell_type == "markdown"]
+    assert len(code) >= 3 and markdown
+    # Running the script runs the notebook's code cells, in order.
+    script = path.read_text()
+    positions = [script.find(source) for source in code]
+    assert -1 not in positions and positions == sorted(positions)
 
 
 def test_every_tutorial_has_its_check():
