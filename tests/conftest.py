@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nilearn_stca import STCADecomposition
+from nilearn_stca.datasets import simulate_dynamic_rsfmri
 
 #: The shared nilearn data folder that sits beside a checkout (absent for most users).
 SHARED_NILEARN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nilearn_data"
@@ -42,6 +43,18 @@ TINY_STCA = dict(
     device="cpu",
     random_state=0,
 )
+
+
+@pytest.fixture(scope="session")
+def sim():
+    """Two subjects of 50 scans at 16 mm with 3 procedural networks: the end-to-end data.
+
+    One simulation per test session (and xdist worker) for the comparison, workflow and
+    interface tests.
+    """
+    return simulate_dynamic_rsfmri(
+        n_subjects=2, n_scans=50, resolution=16, networks="procedural", n_networks=3, snr=3.0
+    )
 
 
 @pytest.fixture(scope="module")

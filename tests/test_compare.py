@@ -8,7 +8,6 @@ import pytest
 from nilearn.masking import apply_mask
 
 from nilearn_stca.baselines import SDLDecomposition
-from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation import (
     compare,
     format_table,
@@ -26,13 +25,6 @@ FAST_PARAMS = {
 }
 WINDOW = {"window_length": 20, "window_stride": 10}
 STARTS = [0, 10, 20, 30]  # 50 scans, windows of 20 every 10 scans
-
-
-@pytest.fixture(scope="module")
-def sim():
-    return simulate_dynamic_rsfmri(
-        n_subjects=2, n_scans=50, resolution=16, networks="procedural", n_networks=3, snr=3.0
-    )
 
 
 def _compare(sim, **kwargs):

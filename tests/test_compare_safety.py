@@ -17,7 +17,6 @@ import pytest
 from nilearn_stca import _io
 from nilearn_stca._io import FolderLockedError, atomic_path, folder_lock
 from nilearn_stca.baselines import SDLDecomposition
-from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation import compare
 from nilearn_stca.evaluation import comparison as compare_module
 from nilearn_stca.evaluation.results_folder import (
@@ -29,13 +28,6 @@ from nilearn_stca.evaluation.results_folder import (
 WINDOW = {"window_length": 20, "window_stride": 10}
 N_ROWS = 3 * (1 + 4)  # 3 templates x (static + windows at 0, 10, 20, 30) per cell
 SCORES = ["subject", "method", "window", "template", "component", "iou", "dice"]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    return simulate_dynamic_rsfmri(
-        n_subjects=2, n_scans=50, resolution=16, networks="procedural", n_networks=3, snr=3.0
-    )
 
 
 def _compare(sim, out_dir, **kwargs):

@@ -13,7 +13,6 @@ from threadpoolctl import threadpool_limits
 
 from nilearn_stca import STCADecomposition, interfaces, load_window_sweep, workflows
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
-from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation import read_results, score_maps
 from nilearn_stca.interfaces import (
     ICA,
@@ -60,13 +59,6 @@ SHARED_PARAMS = [
     "high_pass",
     "t_r",
 ]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    return simulate_dynamic_rsfmri(
-        n_subjects=2, n_scans=50, resolution=16, networks="procedural", n_networks=3, snr=3.0
-    )
 
 
 @pytest.fixture(scope="module")

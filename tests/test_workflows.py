@@ -11,7 +11,6 @@ import torch
 from nilearn.image import load_img
 from threadpoolctl import threadpool_limits
 
-from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation import compare, read_results
 from nilearn_stca.workflows import init_comparison_wf
 
@@ -30,11 +29,8 @@ METHODS = ("ica", "sdl", "stca")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(sim, tmp_path_factory):
     """Two simulated runs, their planted maps (the templates) and mask, as NIfTI files."""
-    sim = simulate_dynamic_rsfmri(
-        n_subjects=2, n_scans=50, resolution=16, networks="procedural", n_networks=3, snr=3.0
-    )
     folder = tmp_path_factory.mktemp("data")
     runs = [str(folder / f"sub-0{i + 1}_bold.nii.gz") for i in range(2)]
     for img, path in zip(sim.func, runs, strict=True):
