@@ -343,21 +343,21 @@ def test_threshold_is_deprecated_in_favour_of_fbn_threshold(fitted, tiny_run):
 
 
 def test_n_jobs_sets_torch_threads_while_training_and_mapping(fitted, tiny_run, monkeypatch):
-    from nilearn_stca.stca import _spectral, _training
+    from nilearn_stca.stca import _spectral
 
     img, mask = tiny_run
     seen = {"training": set(), "mapping": set()}
-    train, logits = _training._train, _spectral.SpectralGrid.attention_logits
+    forward, logits = _spectral.SpectralGrid.forward, _spectral.SpectralGrid.attention_logits
 
-    def recording_train(*args):
+    def recording_forward(self, *args):  # a training step (its logits are recorded too)
         seen["training"].add(torch.get_num_threads())
-        return train(*args)
+        return forward(self, *args)
 
     def recording_logits(self, *args):
         seen["mapping"].add(torch.get_num_threads())
         return logits(self, *args)
 
-    monkeypatch.setattr(_training, "_train", recording_train)
+    monkeypatch.setattr(_spectral.SpectralGrid, "forward", recording_forward)
     monkeypatch.setattr(_spectral.SpectralGrid, "attention_logits", recording_logits)
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -89,44 +89,13 @@ def train_network(
     rng,
     conv_algorithm="fft",
     verbose=0,
-    num_threads=None,
 ):
     """Train ``network`` to reconstruct every window of every run; return the step losses.
 
     Each epoch visits all windows (never across two runs) in an order drawn from ``rng``,
     ``batch_size`` windows per Adam step. The loss is the mean squared reconstruction error
-    over the brain voxels of the box. ``num_threads``: PyTorch's threads while training
-    (None: unchanged).
+    over the brain voxels of the box.
     """
-    with torch_threads(num_threads):
-        return _train(
-            network,
-            runs,
-            box,
-            window_length,
-            window_stride,
-            n_epochs,
-            batch_size,
-            learning_rate,
-            rng,
-            conv_algorithm,
-            verbose,
-        )
-
-
-def _train(
-    network,
-    runs,
-    box,
-    window_length,
-    window_stride,
-    n_epochs,
-    batch_size,
-    learning_rate,
-    rng,
-    conv_algorithm,
-    verbose,
-):
     device = next(network.parameters()).device
     if conv_algorithm == "fft":
         grid = spectral_grid(network, box, device)

@@ -28,6 +28,7 @@ from ._training import (
     CONV_ALGORITHM_CHOICES,
     iter_attention_logits,
     resolve_conv_algorithm,
+    torch_threads,
     torch_threads_for,
     train_network,
 )
@@ -406,20 +407,20 @@ class STCADecomposition(
         self.mask_img_ = masker.mask_img_
         self._box = box
         self.network_ = network
-        self.loss_curve_ = train_network(
-            network,
-            runs,
-            box,
-            window_length=self.window_length,
-            window_stride=self.window_stride,
-            n_epochs=self.n_epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            rng=rng,
-            conv_algorithm=self._conv_path(),
-            verbose=self.verbose,
-            num_threads=torch_threads_for(self.n_jobs),
-        )
+        with torch_threads(torch_threads_for(self.n_jobs)):
+            self.loss_curve_ = train_network(
+                network,
+                runs,
+                box,
+                window_length=self.window_length,
+                window_stride=self.window_stride,
+                n_epochs=self.n_epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                rng=rng,
+                conv_algorithm=self._conv_path(),
+                verbose=self.verbose,
+            )
         self.n_steps_ = len(self.loss_curve_)
         static = static_maps_accumulator(
             self.static_maps, self.n_components, self._fbn_threshold(), seed
