@@ -331,8 +331,10 @@ def test_clustered_static_maps_fall_back_to_the_mean_without_any_fbn():
 def test_threshold_is_deprecated_in_favour_of_fbn_threshold(fitted, tiny_run):
     img, mask = tiny_run
     old = STCADecomposition(mask=mask, threshold=1.0, **TINY_STCA)
-    with pytest.warns(FutureWarning, match="fbn_threshold=1.0"):
-        old.fit(img)
+    with pytest.warns(FutureWarning, match="fbn_threshold=1.0") as caught:
+        windows = dict(old.fit_iter_window_maps(img))
+    assert len([w for w in caught if w.category is FutureWarning]) == 1  # said once
+    assert sorted(windows) == list(range(0, 41, 5))
     new = STCADecomposition(mask=mask, fbn_threshold=1.0, **TINY_STCA).fit(img)
     np.testing.assert_array_equal(old.components_, new.components_)
     assert not np.array_equal(new.components_, fitted.components_)  # 1.0 is not 3.6

@@ -357,9 +357,10 @@ class STCADecomposition(
         windows : iterator of (int, ndarray of float32, shape (n_components, n_voxels))
             ``(start_scan, maps)`` as :meth:`iter_window_maps` yields them.
         """
-        self._check_params()
-        stride = check_stride(stride, self.window_stride)
+        if stride is not None:
+            check_stride(stride, None)  # a bad stride fails before the training
         (run,), static = self._train([img], None if confounds is None else [confounds])
+        stride = check_stride(stride, self.window_stride)
         return self._iter_windows_and_static_maps(run, static, stride)
 
     def _iter_windows_and_static_maps(self, run, static, stride):
