@@ -27,6 +27,7 @@ from .planted_networks import (
     check_networks,
     network_maps,
 )
+from .planted_states import draw_state_networks, draw_state_sequence, state_envelopes
 
 __all__ = ["SMITH2009_RSN10_NAMES", "simulate_dynamic_rsfmri"]
 
@@ -63,6 +64,7 @@ def simulate_dynamic_rsfmri(
     snr=1.0,
     mask_img=None,
     random_state=0,
+    n_states=None,
 ):
     """Simulate resting-state fMRI with known, time-varying networks.
 
@@ -129,6 +131,15 @@ def simulate_dynamic_rsfmri(
             default=0
         Seed or generator controlling all random draws.
 
+    n_states : :obj:`int` or None, default=None
+        If given (at least 2), the state mode: the networks switch on and off
+        together, as discrete brain states. Each of ``n_states`` states is a
+        set of co-active networks (shared by all subjects), and each
+        subject's run moves from state to state, dwelling 30 to 90 scans in
+        each (shorter for runs under 300 scans); see
+        :mod:`nilearn_stca.planted_states`. If None, each network has its own
+        on/off envelope (see Notes).
+
     Returns
     -------
     data : :obj:`sklearn.utils.Bunch`
@@ -150,6 +161,12 @@ def simulate_dynamic_rsfmri(
         - ``amplitudes``: :obj:`list` of :class:`numpy.ndarray` of shape
           ``(n_scans, n_networks)``, one per subject: the on/off envelopes,
           in [0, 1].
+        - ``states``: in the state mode, :obj:`list` of :class:`numpy.ndarray`
+          of int, shape ``(n_scans,)``, one per subject: the planted state of
+          every scan; else None.
+        - ``state_networks``: in the state mode, a boolean
+          :class:`numpy.ndarray` of shape ``(n_states, n_networks)``: the
+          networks each state holds; else None.
         - ``network_names``: :obj:`list` of :obj:`str`.
         - ``networks``: :obj:`str`, the source of the maps actually used:
           ``"smith2009"``, ``"procedural"`` or ``"custom"``.
@@ -218,6 +235,8 @@ def simulate_dynamic_rsfmri(
             f"at least two scans; got {t_r!r}."
         )
     _check_positive_number(snr, "snr")
+    if n_states is not None:
+        _check_positive_int(n_states, "n_states", minimum=2)
     networks = check_networks(networks)
 
     rng = check_random_state(random_state)
@@ -231,14 +250,26 @@ def simulate_dynamic_rsfmri(
     )
     core_voxels = maps.max(axis=0) >= CORE_THRESHOLD
 
+    state_networks = None
+    if n_states is not None:
+        # Drawn after every other seed, so that the default mode's draws do not change.
+        states_rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
+        state_networks = draw_state_networks(n_states, len(maps), states_rng)
     hrf = spm_hrf(t_r, oversampling=1)
-    func, timecourses, amplitudes = [], [], []
+    func, timecourses, amplitudes, states = [], [], [], []
     for seed in subject_seeds:
         subject_rng = np.random.default_rng(seed)
         subject_timecourses = _simulate_timecourses(n_scans, len(maps), t_r, hrf, subject_rng)
-        subject_amplitudes = np.column_stack(
-            [_simulate_envelope(n_scans, subject_rng) for _ in maps]
-        )
+        if state_networks is None:
+            subject_amplitudes = np.column_stack(
+                [_simulate_envelope(n_scans, subject_rng) for _ in maps]
+            )
+        else:
+            scale = min(1.0, n_scans / _ENVELOPE_REFERENCE_SCANS)
+            sequence = draw_state_sequence(n_scans, n_states, scale, subject_rng)
+            kernel = _ramp_kernel(int(round(_RAMP_SCANS * scale)))
+            subject_amplitudes = state_envelopes(sequence, state_networks, kernel)
+            states.append(sequence)
         masked_data = _simulate_noise(n_scans, mask, subject_rng)
         _add_network_signal(
             masked_data,
@@ -256,12 +287,18 @@ def simulate_dynamic_rsfmri(
     description = _describe(
         n_subjects, n_scans, t_r, snr, random_state, len(maps), source, mask, affine
     )
+    if state_networks is not None:
+        description = description.replace(
+            "that switch on and off over time", f"that switch together, in {n_states} states"
+        )
     return Bunch(
         func=func,
         mask_img=nib.Nifti1Image(mask.astype(np.uint8), affine),
         maps_img=maps_img,
         timecourses=timecourses,
         amplitudes=amplitudes,
+        states=states if state_networks is not None else None,
+        state_networks=state_networks,
         network_names=network_names,
         networks=source,
         t_r=float(t_r),

@@ -315,3 +315,56 @@ def test_auto_uses_procedural_networks_on_a_small_mask(smith_data):
 def test_invalid_parameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         simulate_dynamic_rsfmri(**{"n_scans": 20, "resolution": 8, **kwargs})
+
+
+# ---------------------------------------------------------------------- state mode
+def test_state_mode_plants_discrete_states():
+    from nilearn_stca.planted_states import DWELL_SCANS
+
+    data = simulate_dynamic_rsfmri(
+        n_subjects=2, n_scans=300, resolution=16, networks="procedural", n_states=4
+    )
+    assert data.state_networks.shape == (4, 10) and data.state_networks.any(axis=1).all()
+    assert len({tuple(row) for row in data.state_networks}) == 4  # distinct sets
+    assert "in 4 states" in data.description
+    for sequence, amplitudes in zip(data.states, data.amplitudes, strict=True):
+        assert sequence.shape == (300,) and set(np.unique(sequence)) <= {0, 1, 2, 3}
+        switches = np.flatnonzero(np.diff(sequence)) + 1
+        dwells = np.diff(switches)  # complete dwells, between two switches
+        assert len(switches) >= 2
+        assert dwells.min() >= DWELL_SCANS[0] and dwells.max() <= DWELL_SCANS[1]
+        # Away from a switch, a network is fully on exactly when its state holds it.
+        far = np.ones(300, bool)
+        for switch in switches:
+            far[max(0, switch - 5) : switch + 5] = False
+        np.testing.assert_array_equal(
+            amplitudes[far], data.state_networks[sequence[far]].astype(float)
+        )
+    assert not np.array_equal(data.states[0], data.states[1])
+
+
+def test_state_mode_leaves_the_default_mode_unchanged():
+    kwargs = {"n_scans": 60, "resolution": 16, "networks": "procedural", "random_state": 3}
+    default = simulate_dynamic_rsfmri(**kwargs)
+    again = simulate_dynamic_rsfmri(**kwargs)
+    states = simulate_dynamic_rsfmri(n_states=3, **kwargs)
+    assert default.states is None and default.state_networks is None
+    np.testing.assert_array_equal(default.func[0].get_fdata(), again.func[0].get_fdata())
+    np.testing.assert_array_equal(default.maps_img.get_fdata(), states.maps_img.get_fdata())
+    np.testing.assert_array_equal(default.timecourses[0], states.timecourses[0])
+    assert not np.array_equal(default.amplitudes[0], states.amplitudes[0])
+
+
+@pytest.mark.parametrize(
+    ("n_states", "error", "match"),
+    [
+        (1, ValueError, "n_states must be an integer >= 2, got 1"),
+        (True, ValueError, "n_states must be an integer >= 2, got True"),
+        (40, ValueError, "n_states=40 is more than the 7 distinct non-empty sets of 3"),
+    ],
+)
+def test_state_mode_refuses_bad_numbers_of_states(n_states, error, match):
+    with pytest.raises(error, match=match):
+        simulate_dynamic_rsfmri(
+            n_scans=60, resolution=16, networks="procedural", n_networks=3, n_states=n_states
+        )
