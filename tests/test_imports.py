@@ -16,6 +16,7 @@ LIGHT = [
     "nilearn_stca.evaluation.tables",
     "nilearn_stca.evaluation.outputs",
     "nilearn_stca.methods",
+    "nilearn_stca.dynamics",
 ]
 
 
