@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-__all__ = ["state_metrics"]
+__all__ = [
+    "fit_states",
+    "planted_window_states",
+    "presence_table",
+    "score_states",
+    "state_metrics",
+]
 
 
 def _check_sequence(sequence, n_states):
@@ -111,3 +117,155 @@ def state_metrics(sequence, n_states=None, t_r=None, step=1):
             columns=pd.Index(states, name="to"),
         ),
     )
+
+
+# ---------------------------------------------------------------------- states from windows
+def presence_table(results, subject, method):
+    """Network presence over time: windows x templates of one subject and method.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        The table of :func:`~nilearn_stca.evaluation.compare` (with window rows).
+    subject, method : str
+
+    Returns
+    -------
+    presence : pandas.DataFrame
+        One row per scored window (indexed by its first scan, in order), one column per
+        template (in the order of the results): the IoU of the template's matched map in
+        that window, as ``compare`` scored it.
+    """
+    rows = results[
+        (results["subject"] == subject)
+        & (results["method"] == method)
+        & (results["window"] != "static")
+    ]
+    if rows.empty:
+        raise ValueError(
+            f"results has no window rows for subject {subject!r} and method {method!r}: run "
+            "compare(..., windows=True) with them."
+        )
+    templates = list(dict.fromkeys(rows["template"]))
+    presence = rows.pivot(index="window", columns="template", values="iou")[templates]
+    presence.index = presence.index.astype(int)
+    presence.columns.name = None
+    return presence.sort_index()
+
+
+def fit_states(presence, n_states=None, candidates=range(2, 9), random_state=0):
+    """Brain states: k-means on the presence vectors of every window of every subject.
+
+    Parameters
+    ----------
+    presence : dict of {str: pandas.DataFrame}
+        Per subject, :func:`presence_table` (the same templates for all).
+    n_states : int, default=None
+        Number of states; if None, the value in ``candidates`` with the best silhouette
+        (as GIFT and neurocaps offer), among those below the number of windows.
+    candidates : iterable of int, default=range(2, 9)
+    random_state : int, default=0
+        Seed of k-means (10 initialisations).
+
+    Returns
+    -------
+    states : sklearn.utils.Bunch
+        ``n_states``; ``centroids`` (DataFrame, states x templates: each state's mean
+        presence profile); ``sequences`` (per subject, the state of each window, an int
+        array); ``starts`` (per subject, the windows' first scans); ``silhouette`` (per
+        candidate tried, None when ``n_states`` is given).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    subjects = list(presence)
+    columns = list(presence[subjects[0]].columns)
+    if any(list(table.columns) != columns for table in presence.values()):
+        raise ValueError("every subject's presence table must have the same templates.")
+    features = np.vstack([presence[subject].to_numpy() for subject in subjects])
+
+    def kmeans(k):
+        return KMeans(k, n_init=10, random_state=random_state).fit(features)
+
+    silhouette = None
+    if n_states is None:
+        tried = [k for k in candidates if 2 <= k < len(features)]
+        if not tried:
+            raise ValueError(
+                f"{len(features)} windows are too few to choose a number of states among "
+                f"{list(candidates)}: give n_states."
+            )
+        fits = {k: kmeans(k) for k in tried}
+        silhouette = {k: float(silhouette_score(features, fits[k].labels_)) for k in tried}
+        n_states = max(silhouette, key=silhouette.get)
+        model = fits[n_states]
+    else:
+        model = kmeans(n_states)
+    bounds = np.cumsum([0] + [len(presence[subject]) for subject in subjects])
+    return Bunch(
+        n_states=int(n_states),
+        centroids=pd.DataFrame(
+            model.cluster_centers_, columns=columns, index=pd.Index(range(n_states), name="state")
+        ),
+        sequences={
+            subject: model.labels_[bounds[i] : bounds[i + 1]] for i, subject in enumerate(subjects)
+        },
+        starts={subject: presence[subject].index.to_numpy() for subject in subjects},
+        silhouette=silhouette,
+    )
+
+
+def planted_window_states(scan_states, starts, window_length):
+    """The planted state of each window: the state that holds most of its scans.
+
+    Parameters
+    ----------
+    scan_states : array-like of int, shape (n_scans,)
+        E.g. ``simulate_dynamic_rsfmri(n_states=K).states[subject]``.
+    starts : array-like of int
+        First scan of each window.
+    window_length : int
+
+    Returns
+    -------
+    states : ndarray of int, shape (n_windows,)
+        Ties go to the lower state.
+    """
+    scan_states = np.asarray(scan_states)
+    n_states = int(scan_states.max()) + 1
+    return np.array(
+        [
+            np.bincount(scan_states[start : start + window_length], minlength=n_states).argmax()
+            for start in starts
+        ]
+    )
+
+
+def score_states(sequence, planted, n_states=None):
+    """How well a recovered state sequence follows the planted one.
+
+    Returns
+    -------
+    scores : dict
+        ``adjusted_rand`` (scikit-learn's adjusted Rand index of the two labelings: 1 for
+        the same partition of the windows whatever the state numbers, about 0 by chance)
+        and ``occupancy_error`` (the mean absolute difference between the sorted
+        occupancies of the two, which does not depend on how the states are numbered).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    sequence, planted = np.asarray(sequence), np.asarray(planted)
+    if sequence.shape != planted.shape:
+        raise ValueError(
+            f"sequence has {sequence.shape[0]} points and planted {planted.shape[0]}: give "
+            "one state per window to both (see planted_window_states)."
+        )
+    n_states = max(int(sequence.max()), int(planted.max())) + 1 if n_states is None else n_states
+    occupancy = [
+        np.sort(np.bincount(labels, minlength=n_states) / len(labels))
+        for labels in (sequence, planted)
+    ]
+    return {
+        "adjusted_rand": float(adjusted_rand_score(planted, sequence)),
+        "occupancy_error": float(np.abs(occupancy[0] - occupancy[1]).mean()),
+    }

@@ -74,3 +74,82 @@ def test_docstring_examples_pass():
     from nilearn_stca import dynamics
 
     assert doctest.testmod(dynamics).failed == 0
+
+
+# ---------------------------------------------------------------------- states from windows
+def _results(subject, method, windows):
+    """compare-like rows: ``windows`` maps window start -> {template: iou}."""
+    import pandas as pd
+
+    rows = [
+        {"subject": subject, "method": method, "window": "static", "template": t, "iou": 0.5}
+        for t in ("DMN", "Visual")
+    ]
+    for start, ious in windows.items():
+        rows += [
+            {"subject": subject, "method": method, "window": start, "template": t, "iou": v}
+            for t, v in ious.items()
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_presence_table_is_windows_by_templates():
+    from nilearn_stca.dynamics import presence_table
+
+    results = _results(
+        "sub-01", "sdl", {20: {"DMN": 0.1, "Visual": 0.7}, 0: {"DMN": 0.4, "Visual": 0.0}}
+    )
+    presence = presence_table(results, "sub-01", "sdl")
+    assert list(presence.columns) == ["DMN", "Visual"] and list(presence.index) == [0, 20]
+    np.testing.assert_allclose(presence.to_numpy(), [[0.4, 0.0], [0.1, 0.7]])
+    with pytest.raises(ValueError, match="no window rows for subject 'sub-01' and method 'ica'"):
+        presence_table(results, "sub-01", "ica")
+
+
+def _two_state_presence(rng, n_windows=40):
+    """Windows alternating in blocks of 10 between a DMN state and a Visual state."""
+    import pandas as pd
+
+    planted = (np.arange(n_windows) // 10) % 2
+    profiles = np.array([[0.6, 0.05], [0.05, 0.5]])
+    values = profiles[planted] + 0.05 * rng.standard_normal((n_windows, 2))
+    starts = np.arange(n_windows) * 5
+    return pd.DataFrame(values, index=starts, columns=["DMN", "Visual"]), planted
+
+
+def test_fit_states_finds_the_planted_states_and_their_number():
+    from nilearn_stca.dynamics import fit_states, score_states
+
+    rng = np.random.default_rng(0)
+    (first, planted_1), (second, planted_2) = _two_state_presence(rng), _two_state_presence(rng)
+    states = fit_states({"sub-01": first, "sub-02": second}, random_state=0)
+    assert states.n_states == 2 and max(states.silhouette, key=states.silhouette.get) == 2
+    for subject, planted in (("sub-01", planted_1), ("sub-02", planted_2)):
+        scores = score_states(states.sequences[subject], planted)
+        assert scores == {"adjusted_rand": 1.0, "occupancy_error": 0.0}
+    np.testing.assert_array_equal(states.starts["sub-01"], first.index)
+    # Each centroid is one planted profile.
+    dominant = sorted(states.centroids.idxmax(axis=1))
+    assert dominant == ["DMN", "Visual"]
+    given = fit_states({"sub-01": first}, n_states=3)
+    assert given.n_states == 3 and given.silhouette is None and given.centroids.shape == (3, 2)
+
+
+def test_planted_window_states_take_the_majority_of_each_window():
+    from nilearn_stca.dynamics import planted_window_states
+
+    scans = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(planted_window_states(scans, [0, 2, 4, 6], 4), [0, 1, 1, 2])
+    np.testing.assert_array_equal(planted_window_states(scans, [1], 4), [0])  # a 2-2 tie: lower
+
+
+def test_score_states_ignores_the_numbering_and_checks_lengths():
+    from nilearn_stca.dynamics import score_states
+
+    planted = np.array([0, 0, 1, 1, 1, 2])
+    renamed = np.array([2, 2, 0, 0, 0, 1])
+    assert score_states(renamed, planted) == {"adjusted_rand": 1.0, "occupancy_error": 0.0}
+    one_off = score_states(np.array([0, 0, 0, 1, 1, 2]), planted)
+    assert 0 < one_off["adjusted_rand"] < 1 and one_off["occupancy_error"] == 0.0
+    with pytest.raises(ValueError, match="sequence has 2 points and planted 6"):
+        score_states([0, 1], planted)
