@@ -189,3 +189,24 @@ def test_sdl_window_states_follow_the_planted_states():
     shuffled = score_states(np.random.default_rng(0).permutation(recovered), planted, 3)
     assert scores["adjusted_rand"] >= 0.4 and shuffled["adjusted_rand"] < 0.1
     assert scores["occupancy_error"] < 0.1
+
+
+def test_plot_states_draws_profiles_sequences_and_transitions(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nilearn_stca.dynamics import fit_states
+    from nilearn_stca.evaluation.state_figures import plot_states
+
+    rng = np.random.default_rng(0)
+    (first, _), (second, _) = _two_state_presence(rng), _two_state_presence(rng)
+    states = fit_states({"sub-01": first, "sub-02": second}, n_states=2)
+    figure = plot_states(states, title="SDL")
+    profiles, sequences, transitions = figure.axes[:3]
+    assert [tick.get_text() for tick in profiles.get_xticklabels()] == ["DMN", "Visual"]
+    assert len(sequences.patches) == 2 * 40  # one bar per window of each subject
+    # Pooled transitions: blocks of 10 windows, so 9 stays in every 10 steps or so.
+    values = [float(text.get_text()) for text in transitions.texts]
+    assert len(values) == 4 and values[0] > 0.8 and values[3] > 0.8
+    plot_states(states, output_file=tmp_path / "states.png")
+    assert (tmp_path / "states.png").read_bytes().startswith(b"\x89PNG")
