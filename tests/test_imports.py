@@ -17,6 +17,7 @@ LIGHT = [
     "nilearn_stca.evaluation.outputs",
     "nilearn_stca.methods",
     "nilearn_stca.dynamics",
+    "nilearn_stca.stability",
 ]
 
 

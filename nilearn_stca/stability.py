@@ -1,0 +1,131 @@
+"""Stability of a decomposition across seeds: refit, cluster every map, score each cluster.
+
+As ICASSO (Himberg et al., 2004) does for ICA: the estimator is fitted ``n_runs`` times with
+different seeds, the maps of all runs are grouped by agglomerative clustering (average
+linkage) on their absolute spatial correlation, and each cluster gets a stability index, the
+mean similarity within it minus the mean similarity between it and the other maps. A
+cluster's centrotype (the member most similar to the others) is its representative map. It
+works for any of this package's estimators: do the 64 attention maps of STCA come back with
+another seed?
+"""
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.cluster import AgglomerativeClustering
+from sklearn.utils import Bunch, check_random_state
+
+__all__ = ["stability"]
+
+
+def _fit_maps(estimator, imgs, confounds, seed):
+    fitted = clone(estimator).set_params(random_state=int(seed)).fit(imgs, confounds=confounds)
+    return fitted.components_, fitted.masker_
+
+
+def stability(
+    estimator, imgs, n_runs=10, confounds=None, random_state=0, random_states=None, n_jobs=1
+):
+    """Refit ``estimator`` with other seeds and measure how stable each of its maps is.
+
+    Parameters
+    ----------
+    estimator : STCADecomposition, ICADecomposition or SDLDecomposition
+        Unfitted; cloned for every run, with only ``random_state`` changed.
+    imgs : Niimg-like or list of Niimg-like
+        What each run is fitted on.
+    n_runs : int, default=10
+    confounds : default=None
+        As for the estimator's ``fit``.
+    random_state : int or RandomState, default=0
+        Draws the seed of each run.
+    random_states : sequence of int, default=None
+        The seed of each run instead (``n_runs`` is then its length), e.g. the same seed
+        repeated, to check that a method is deterministic.
+    n_jobs : int, default=1
+        Runs fitted in parallel (joblib processes).
+
+    Returns
+    -------
+    result : sklearn.utils.Bunch
+        - ``table``: DataFrame, one row per cluster (``estimator.n_components`` clusters),
+          most stable first: ``stability_index``, ``intra_similarity``,
+          ``extra_similarity``, ``n_maps`` and ``n_runs`` (how many runs have a map in it),
+          ``centrotype`` (the index of its representative map among all maps).
+        - ``components_``: ndarray (n_clusters, n_voxels), the centrotypes in the table's
+          order, each signed to correlate positively with its cluster;
+          ``components_img_`` the same as a 4D image.
+        - ``similarity``: the absolute correlation between all maps (run-major order) and
+          ``labels``, each map's cluster (its row in ``table``).
+    """
+    if random_states is None:
+        if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 2:
+            raise ValueError(f"n_runs must be an integer >= 2, got {n_runs!r}.")
+        random_states = check_random_state(random_state).randint(
+            np.iinfo(np.int32).max, size=n_runs
+        )
+    random_states = list(random_states)
+    if len(random_states) < 2:
+        raise ValueError("stability needs at least 2 runs: give n_runs >= 2 or 2 random_states.")
+    fits = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_maps)(estimator, imgs, confounds, seed) for seed in random_states
+    )
+    n_voxels = {maps.shape[1] for maps, _ in fits}
+    if len(n_voxels) > 1:
+        raise ValueError(
+            "The runs computed different masks: give the estimator a mask, so that every "
+            "run's maps are on the same voxels."
+        )
+    maps = np.vstack([maps for maps, _ in fits]).astype(np.float64)
+    run_of_map = np.repeat(np.arange(len(fits)), [len(m) for m, _ in fits])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        similarity = np.abs(np.nan_to_num(np.corrcoef(maps)))  # a zero map correlates with none
+    np.fill_diagonal(similarity, 1.0)
+    n_clusters = min(len(fits[0][0]), len(maps))
+    labels = AgglomerativeClustering(
+        n_clusters=n_clusters, metric="precomputed", linkage="average"
+    ).fit_predict(1.0 - similarity)
+
+    rows = []
+    for cluster in range(n_clusters):
+        members = np.flatnonzero(labels == cluster)
+        others = np.flatnonzero(labels != cluster)
+        block = similarity[np.ix_(members, members)]
+        intra = (block.sum() - len(members)) / max(len(members) * (len(members) - 1), 1)
+        if len(members) == 1:
+            intra = 1.0
+        extra = similarity[np.ix_(members, others)].mean() if len(others) else 0.0
+        centrotype = members[np.argmax(block.sum(axis=1))]
+        rows.append(
+            {
+                "cluster": cluster,
+                "stability_index": intra - extra,
+                "intra_similarity": intra,
+                "extra_similarity": extra,
+                "n_maps": len(members),
+                "n_runs": len(np.unique(run_of_map[members])),
+                "centrotype": int(centrotype),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("stability_index", ascending=False, kind="stable")
+    order = table["cluster"].to_numpy()
+    relabel = np.empty(n_clusters, dtype=int)
+    relabel[order] = np.arange(n_clusters)
+    table = table.drop(columns="cluster").reset_index(drop=True)
+    table.index.name = "cluster"
+
+    centrotypes = []
+    for cluster, centrotype in zip(order, table["centrotype"], strict=True):
+        members = np.flatnonzero(labels == cluster)
+        sign = np.sign(np.sum(np.corrcoef(maps[centrotype], maps[members])[0, 1:])) or 1.0
+        centrotypes.append(sign * maps[centrotype])
+    components = np.array(centrotypes, dtype=np.float32)
+    masker = fits[0][1]
+    return Bunch(
+        table=table,
+        components_=components,
+        components_img_=masker.inverse_transform(components),
+        similarity=similarity,
+        labels=relabel[labels],
+    )
