@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 __all__ = [
+    "fit_map_states",
     "fit_states",
     "planted_window_states",
     "presence_table",
@@ -269,3 +270,86 @@ def score_states(sequence, planted, n_states=None):
         "adjusted_rand": float(adjusted_rand_score(planted, sequence)),
         "occupancy_error": float(np.abs(occupancy[0] - occupancy[1]).mean()),
     }
+
+
+def fit_map_states(sweeps, n_states, n_features=20, threshold=None, random_state=0):
+    """Brain states from the thresholded window maps themselves, streamed from sweeps.
+
+    Each window becomes the binary map of the voxels in any of its FBNs (z at or above the
+    threshold). Those maps are reduced by :class:`sklearn.decomposition.IncrementalPCA`,
+    fitted one window at a time from the memory-mapped sweeps (so memory does not grow with
+    the number of windows), and grouped by k-means.
+
+    Parameters
+    ----------
+    sweeps : dict of {str: WindowSweep}
+        Per subject, :func:`~nilearn_stca.load_window_sweep` (on one mask).
+    n_states : int
+    n_features : int, default=20
+        Principal components kept (fewer if there are fewer windows).
+    threshold : float, default=None
+        z threshold of the FBNs; each sweep's own if None.
+    random_state : int, default=0
+        Seed of k-means (10 initialisations).
+
+    Returns
+    -------
+    states : sklearn.utils.Bunch
+        As :func:`fit_states` (``n_states``, ``sequences``, ``starts``), with
+        ``state_maps_img`` (a 4D image, one volume per state: the share of the state's
+        windows whose FBNs hold each voxel, from its centroid) and
+        ``explained_variance_ratio`` of the kept components.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import IncrementalPCA
+
+    subjects = list(sweeps)
+    masks = {sweeps[s].maps.shape[2] for s in subjects}
+    if len(masks) > 1:
+        raise ValueError("every sweep must be on the same mask (the same number of voxels).")
+    n_windows = sum(len(sweeps[s]) for s in subjects)
+    n_features = min(n_features, n_windows)
+
+    def union_maps(subject):
+        sweep = sweeps[subject]
+        cut = sweep.metadata["threshold"] if threshold is None else threshold
+        for _, maps in sweep:
+            yield (maps >= cut).any(axis=0).astype(np.float32)
+
+    def batches(subject_list, size):
+        batch = []
+        for subject in subject_list:
+            for window in union_maps(subject):
+                batch.append(window)
+                if len(batch) == size:
+                    yield np.array(batch)
+                    batch = []
+        if batch:
+            yield np.array(batch)
+
+    pca = IncrementalPCA(n_components=n_features)
+    pending = None
+    for batch in batches(subjects, max(n_features, 50)):
+        # partial_fit needs at least n_features rows: a short last batch joins the one before.
+        pending = batch if pending is None else np.vstack([pending, batch])
+        if len(pending) >= n_features:
+            pca.partial_fit(pending)
+            pending = None
+    if pending is not None:
+        pca.partial_fit(pending)
+    features = {
+        subject: np.vstack([pca.transform(batch) for batch in batches([subject], 50)])
+        for subject in subjects
+    }
+    model = KMeans(n_states, n_init=10, random_state=random_state).fit(
+        np.vstack([features[s] for s in subjects])
+    )
+    bounds = np.cumsum([0] + [len(features[s]) for s in subjects])
+    state_maps = np.clip(pca.inverse_transform(model.cluster_centers_), 0, 1)
+    return Bunch(
+        n_states=int(n_states),
+        sequences={s: model.labels_[bounds[i] : bounds[i + 1]] for i, s in enumerate(subjects)},
+        starts={s: np.asarray(sweeps[s].starts) for s in subjects},
+        state_maps_img=sweeps[subjects[0]].masker.inverse_transform(state_maps.astype(np.float32)),
+        explained_variance_ratio=pca.explained_variance_ratio_,
+    )

@@ -210,3 +210,37 @@ def test_plot_states_draws_profiles_sequences_and_transitions(tmp_path):
     assert len(values) == 4 and values[0] > 0.8 and values[3] > 0.8
     plot_states(states, output_file=tmp_path / "states.png")
     assert (tmp_path / "states.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_fit_map_states_groups_the_windows_fbns_streamed_from_sweeps(sim, tmp_path):
+    import warnings
+
+    from nilearn.masking import apply_mask
+
+    from nilearn_stca import load_window_sweep, write_window_sweep
+    from nilearn_stca.baselines import SDLDecomposition
+    from nilearn_stca.dynamics import fit_map_states
+
+    sweeps = {}
+    for i, img in enumerate(sim.func):
+        sdl = SDLDecomposition(
+            n_components=3, window_length=20, window_stride=5, mask=sim.mask_img, random_state=0
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sweeps[f"sub-0{i + 1}"] = write_window_sweep(sdl, img, tmp_path / f"{i}", fit=True)
+    states = fit_map_states(sweeps, n_states=2, n_features=14)  # 2 x 7 windows: full rank
+    assert states.n_states == 2 and states.state_maps_img.shape == (*sim.mask_img.shape, 2)
+    assert [len(states.sequences[s]) for s in sweeps] == [7, 7]
+    np.testing.assert_array_equal(states.starts["sub-01"], [0, 5, 10, 15, 20, 25, 30])
+    # With every component kept, a state's map is the mean FBN union of its windows.
+    unions = np.vstack(
+        [(load_window_sweep(sweeps[s].path).maps >= 3.6).any(axis=1).astype(float) for s in sweeps]
+    )
+    labels = np.concatenate([states.sequences[s] for s in sweeps])
+    state_maps = apply_mask(states.state_maps_img, sim.mask_img)
+    for state in range(2):
+        np.testing.assert_allclose(
+            state_maps[state], np.clip(unions[labels == state].mean(axis=0), 0, 1), atol=1e-4
+        )
+    assert np.isclose(states.explained_variance_ratio.sum(), 1, atol=1e-4)
