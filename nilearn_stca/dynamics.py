@@ -272,7 +272,7 @@ def score_states(sequence, planted, n_states=None):
     }
 
 
-def fit_map_states(sweeps, n_states, n_features=20, threshold=None, random_state=0):
+def fit_map_states(sweeps, n_states, n_features=20, threshold=None, random_state=0, batch_size=50):
     """Brain states from the thresholded window maps themselves, streamed from sweeps.
 
     Each window becomes the binary map of the voxels in any of its FBNs (z at or above the
@@ -291,6 +291,9 @@ def fit_map_states(sweeps, n_states, n_features=20, threshold=None, random_state
         z threshold of the FBNs; each sweep's own if None.
     random_state : int, default=0
         Seed of k-means (10 initialisations).
+    batch_size : int, default=50
+        Windows per step of the incremental PCA (at least ``n_features``): the memory held
+        is about two batches of binary maps.
 
     Returns
     -------
@@ -327,18 +330,20 @@ def fit_map_states(sweeps, n_states, n_features=20, threshold=None, random_state
         if batch:
             yield np.array(batch)
 
+    batch_size = max(n_features, batch_size)
     pca = IncrementalPCA(n_components=n_features)
-    pending = None
-    for batch in batches(subjects, max(n_features, 50)):
-        # partial_fit needs at least n_features rows: a short last batch joins the one before.
-        pending = batch if pending is None else np.vstack([pending, batch])
-        if len(pending) >= n_features:
-            pca.partial_fit(pending)
-            pending = None
-    if pending is not None:
-        pca.partial_fit(pending)
+    # partial_fit needs at least n_features rows: each batch waits for the next, and a
+    # short last batch joins the one before it.
+    previous = None
+    for batch in batches(subjects, batch_size):
+        if previous is not None and len(batch) >= n_features:
+            pca.partial_fit(previous)
+            previous = batch
+        else:
+            previous = batch if previous is None else np.vstack([previous, batch])
+    pca.partial_fit(previous)
     features = {
-        subject: np.vstack([pca.transform(batch) for batch in batches([subject], 50)])
+        subject: np.vstack([pca.transform(batch) for batch in batches([subject], batch_size)])
         for subject in subjects
     }
     model = KMeans(n_states, n_init=10, random_state=random_state).fit(

@@ -244,3 +244,7 @@ def test_fit_map_states_groups_the_windows_fbns_streamed_from_sweeps(sim, tmp_pa
             state_maps[state], np.clip(unions[labels == state].mean(axis=0), 0, 1), atol=1e-4
         )
     assert np.isclose(states.explained_variance_ratio.sum(), 1, atol=1e-4)
+    # Small steps (batches of 4, 4, 4 and 2 windows: the last joins the one before).
+    small = fit_map_states(sweeps, n_states=2, n_features=3, batch_size=4)
+    assert [len(small.sequences[s]) for s in sweeps] == [7, 7]
+    assert len(small.explained_variance_ratio) == 3
