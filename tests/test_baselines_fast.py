@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.baselines._array_fits import _cube, clean_window, reduce_window
+from nilearn_stca.baselines._online_dictionary import KERNEL_AVAILABLE
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.truth import score_against_truth
 
@@ -142,7 +143,8 @@ def test_exact_window_coding_moves_sdl_maps_a_little(fitted, both_paths, sim):
     windows = _quiet(list, exact._iter_run_maps(run, STARTS))
     _assert_same_windows(windows, plain, atol=0.05)
     difference = max(np.abs(a - b).max() for (_, a), (_, b) in zip(windows, plain, strict=True))
-    assert difference > 1e-3  # not nilearn's numbers
+    if KERNEL_AVAILABLE:  # the exact codes need the compiled kernel (scikit-learn >= 1.8)
+        assert difference > 1e-3  # not nilearn's numbers
     iou = [_mean_iou(maps, sim, exact) for _, maps in windows]
     plain_iou = [_mean_iou(maps, sim, exact) for _, maps in plain]
     np.testing.assert_allclose(iou, plain_iou, atol=0.02)

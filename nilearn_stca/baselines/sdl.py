@@ -122,7 +122,9 @@ class SDLDecomposition(_WindowedDecomposition):
         on the support found instead (an objective as low or lower), and the CanICA
         initialisation's FastICA contrast is computed by multiplications (the same to
         rounding, which the dictionary amplifies). Faster; the maps differ from nilearn's by
-        a few hundredths in z, with the same mean IoU (``benchmarks/README.md``).
+        a few hundredths in z, with the same mean IoU (``benchmarks/README.md``). The exact
+        codes need scikit-learn 1.8 or later (its compiled kernel); with an older release
+        only the contrast changes.
     %(fbn_threshold)s
 
     Attributes
