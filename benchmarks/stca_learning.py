@@ -61,9 +61,11 @@ YEO17 = SHARED / "yeo2011" / "yeo-17-liberal_network_4D_2mm_bin.nii.gz"
 
 #: Simulator configurations. "smith" is the demo's data; "yeo17" changes the networks (the
 #: 17 Yeo 2011 networks, or procedural ones where the file is absent), the TR, the SNR, the
-#: run length and the seed.
+#: run length and the seed; "states" is the demo's data with the networks switching together
+#: as 4 discrete brain states (the simulator's state mode).
 CONFIGS = {
     "smith": {"n_scans": 240, "resolution": 8, "snr": 3.0, "random_state": 0},
+    "states": {"n_scans": 240, "resolution": 8, "snr": 3.0, "random_state": 0, "n_states": 4},
     # The paper's resolution (at the cost of about 8 times the voxels).
     "smith-4mm": {"n_scans": 240, "resolution": 4, "snr": 3.0, "random_state": 0},
     "yeo17": {
