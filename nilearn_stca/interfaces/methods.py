@@ -5,7 +5,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
 from nilearn.image import load_img
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
@@ -25,6 +24,7 @@ from .._checks import read_confounds
 from .._io import atomic_path
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..stca import STCADecomposition
+from ..stca._training import torch_threads
 from ..sweep import write_window_sweep
 
 
@@ -211,13 +211,8 @@ def _limited_threads(num_threads):
     if not isdefined(num_threads):
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        with threadpool_limits(limits=num_threads):
-            yield
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(num_threads), threadpool_limits(limits=num_threads):
+        yield
 
 
 class _Decomposition(SimpleInterface):
