@@ -282,15 +282,13 @@ class STCADecomposition(
             check_integer(width, "each of autoencoder_widths", 1)
         resolve_device(self.device)  # an unknown device, or CUDA absent, fails here
 
-    def _fbn_threshold(self):
-        """``fbn_threshold``, or the deprecated ``threshold`` where one is given."""
-        if isinstance(self.threshold, str) and self.threshold == "deprecated":
-            return self.fbn_threshold
-        return self.threshold
-
     def _fbn_threshold_name(self):
-        deprecated = isinstance(self.threshold, str) and self.threshold == "deprecated"
-        return "fbn_threshold" if deprecated else "threshold"
+        """The name in use: ``fbn_threshold``, or the deprecated ``threshold`` where given."""
+        unset = isinstance(self.threshold, str) and self.threshold == "deprecated"
+        return "fbn_threshold" if unset else "threshold"
+
+    def _fbn_threshold(self):
+        return getattr(self, self._fbn_threshold_name())
 
     def _make_masker(self):
         if isinstance(self.mask, (NiftiMasker, MultiNiftiMasker)):
@@ -327,11 +325,7 @@ class STCADecomposition(
         """
         del y
         runs, static = self._train(imgs, confounds)
-        for run in runs:
-            starts = window_starts(len(run), self.window_length, self.window_stride)
-            for _, maps in self._iter_run_maps(run, starts, desc="STCA static maps"):
-                static.add(maps)
-        self._set_static_maps(static.result())
+        self._set_static_maps(runs, static)
         return self
 
     def fit_iter_window_maps(self, img, confounds=None, stride=None):
@@ -369,11 +363,9 @@ class STCADecomposition(
             for start, maps in self._iter_run_maps(run, training_starts):
                 static.add(maps)
                 yield start, maps
-            self._set_static_maps(static.result())
+            self._set_components(static.result())
             return
-        for _, maps in self._iter_run_maps(run, training_starts, desc="STCA static maps"):
-            static.add(maps)
-        self._set_static_maps(static.result())
+        self._set_static_maps([run], static)
         yield from self._iter_run_maps(run, window_starts(len(run), self.window_length, stride))
 
     def _train(self, imgs, confounds):
@@ -428,7 +420,15 @@ class STCADecomposition(
         )
         return runs, static
 
-    def _set_static_maps(self, components):
+    def _set_static_maps(self, runs, static):
+        """``components_`` from the maps of every training window of ``runs``."""
+        for run in runs:
+            starts = window_starts(len(run), self.window_length, self.window_stride)
+            for _, maps in self._iter_run_maps(run, starts, desc="STCA static maps"):
+                static.add(maps)
+        self._set_components(static.result())
+
+    def _set_components(self, components):
         self.components_ = components
         self.components_img_ = self.masker_.inverse_transform(components)
         self._fit_maps_masker()
