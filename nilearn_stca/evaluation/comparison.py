@@ -18,7 +18,7 @@ from nilearn.image import load_img
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from .._io import atomic_path, folder_lock
+from .._io import atomic_path, atomic_paths, folder_lock
 from ..stca.decomposition import PAPER_SETTINGS, STCADecomposition
 from ..windows import window_starts
 from .bids import with_bids_columns
@@ -295,5 +295,6 @@ def compare(
             [img for img, _ in plan.runs],
         )
         if folder.path is not None:
-            write_results(results, folder.path)
+            with atomic_paths() as stage:
+                write_results(results, folder.path, stage)
     return results

@@ -55,26 +55,17 @@ def dataset_description():
     }
 
 
-def write_results(results, out_dir, stage=None):
+def write_results(results, out_dir, stage):
     """``results.csv`` and ``results.tsv`` (the same table) and ``dataset_description.json``.
 
-    Each file is written to ``stage(path)`` if given (see :func:`~nilearn_stca._io.
-    atomic_paths`), else atomically on its own.
+    Each file is written to ``stage(path)`` (:func:`~nilearn_stca._io.atomic_paths`), so
+    they appear together once all are written.
     """
     out_dir = Path(out_dir)
-    writers = {
-        RESULTS_FILE: lambda path: results.to_csv(path, index=False),
-        RESULTS_TSV: lambda path: results.to_csv(path, sep="\t", index=False),
-        DESCRIPTION_FILE: lambda path: path.write_text(
-            json.dumps(dataset_description(), indent=2) + "\n"
-        ),
-    }
-    for name, write in writers.items():
-        if stage is not None:
-            write(stage(out_dir / name))
-        else:
-            with atomic_path(out_dir / name) as partial:
-                write(partial)
+    results.to_csv(stage(out_dir / RESULTS_FILE), index=False)
+    results.to_csv(stage(out_dir / RESULTS_TSV), sep="\t", index=False)
+    description = json.dumps(dataset_description(), indent=2) + "\n"
+    stage(out_dir / DESCRIPTION_FILE).write_text(description)
 
 
 class ComparisonLockedError(FolderLockedError):
