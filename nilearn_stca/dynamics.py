@@ -44,6 +44,19 @@ def _check_sequence(sequence, n_states):
     return sequence, int(n_states)
 
 
+def transition_counts(sequence, n_states):
+    """``(n_states, n_states)`` counts of the steps from each state (row) to each (column)."""
+    counts = np.zeros((n_states, n_states))
+    np.add.at(counts, (sequence[:-1], sequence[1:]), 1)
+    return counts
+
+
+def transition_probability(counts):
+    """Each row of :func:`transition_counts` divided by its sum; NaN for a row of zeros."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.full_like(counts, np.nan), where=totals > 0)
+
+
 def _segments(sequence):
     """``(state, length)`` of each run of one state, in order."""
     starts = np.flatnonzero(np.r_[True, sequence[1:] != sequence[:-1]])
@@ -105,10 +118,7 @@ def state_metrics(sequence, n_states=None, t_r=None, step=1):
     if t_r is not None:
         per_state["persistence_seconds"] = persistence * step * t_r
 
-    pairs = np.zeros((n_states, n_states))
-    np.add.at(pairs, (sequence[:-1], sequence[1:]), 1)
-    from_each = pairs.sum(axis=1, keepdims=True)
-    probability = np.divide(pairs, from_each, out=np.full_like(pairs, np.nan), where=from_each > 0)
+    probability = transition_probability(transition_counts(sequence, n_states))
     return Bunch(
         per_state=per_state,
         transition_frequency=int(len(lengths) - 1),
@@ -202,18 +212,21 @@ def fit_states(presence, n_states=None, candidates=range(2, 9), random_state=0):
         model = fits[n_states]
     else:
         model = kmeans(n_states)
-    bounds = np.cumsum([0] + [len(presence[subject]) for subject in subjects])
     return Bunch(
         n_states=int(n_states),
         centroids=pd.DataFrame(
             model.cluster_centers_, columns=columns, index=pd.Index(range(n_states), name="state")
         ),
-        sequences={
-            subject: model.labels_[bounds[i] : bounds[i + 1]] for i, subject in enumerate(subjects)
-        },
+        sequences=_per_subject(model.labels_, {s: len(presence[s]) for s in subjects}),
         starts={subject: presence[subject].index.to_numpy() for subject in subjects},
         silhouette=silhouette,
     )
+
+
+def _per_subject(labels, lengths):
+    """``labels`` of all subjects' windows in turn, cut back into ``{subject: labels}``."""
+    bounds = np.cumsum([0, *lengths.values()])
+    return {subject: labels[bounds[i] : bounds[i + 1]] for i, subject in enumerate(lengths)}
 
 
 def planted_window_states(scan_states, starts, window_length):
@@ -349,11 +362,10 @@ def fit_map_states(sweeps, n_states, n_features=20, threshold=None, random_state
     model = KMeans(n_states, n_init=10, random_state=random_state).fit(
         np.vstack([features[s] for s in subjects])
     )
-    bounds = np.cumsum([0] + [len(features[s]) for s in subjects])
     state_maps = np.clip(pca.inverse_transform(model.cluster_centers_), 0, 1)
     return Bunch(
         n_states=int(n_states),
-        sequences={s: model.labels_[bounds[i] : bounds[i + 1]] for i, s in enumerate(subjects)},
+        sequences=_per_subject(model.labels_, {s: len(features[s]) for s in subjects}),
         starts={s: np.asarray(sweeps[s].starts) for s in subjects},
         state_maps_img=sweeps[subjects[0]].masker.inverse_transform(state_maps.astype(np.float32)),
         explained_variance_ratio=pca.explained_variance_ratio_,

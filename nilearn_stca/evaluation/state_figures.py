@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from ..dynamics import state_metrics
+from ..dynamics import transition_counts, transition_probability
 from .figures import _save
 
 
@@ -49,13 +49,8 @@ def plot_states(states, title=None, output_file=None):
         handles, range(n_states), title="state", loc="upper left", bbox_to_anchor=(1, 1)
     )
 
-    pairs = np.zeros((n_states, n_states))
-    for subject in subjects:
-        probability = state_metrics(states.sequences[subject], n_states).transition_probability
-        steps = np.bincount(states.sequences[subject][:-1], minlength=n_states)
-        pairs += np.nan_to_num(probability.to_numpy()) * steps[:, np.newaxis]
-    totals = pairs.sum(axis=1, keepdims=True)
-    pooled = np.divide(pairs, totals, out=np.full_like(pairs, np.nan), where=totals > 0)
+    counts = sum(transition_counts(states.sequences[s], n_states) for s in subjects)
+    pooled = transition_probability(counts)
     sns.heatmap(
         pooled, ax=transitions, annot=True, fmt=".2f", cmap="mako", vmin=0, vmax=1, square=True
     )
