@@ -6,6 +6,7 @@ import seaborn as sns
 
 from ..dynamics import transition_counts, transition_probability
 from .figures import _save
+from .tables import METHOD_NAMES
 
 
 def plot_states(states, title=None, output_file=None):
@@ -57,6 +58,68 @@ def plot_states(states, title=None, output_file=None):
     transitions.set(title="Transition probability", xlabel="to", ylabel="from")
     if title:
         figure.suptitle(title)
+    figure.tight_layout()
+    _save(figure, output_file)
+    return figure
+
+
+#: Columns :func:`plot_occupancy` needs.
+OCCUPANCY_COLUMNS = ("method", "subject", "state", "temporal_fraction")
+
+
+def plot_occupancy(metrics, title=None, output_file=None):
+    """Occupancy of each state, one group of bars per method: mean ± sd over subjects.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        One row per method, subject and state, with columns ``method``, ``subject``,
+        ``state`` and ``temporal_fraction``: the ``per_state`` table of
+        :func:`~nilearn_stca.dynamics.state_metrics` of each subject (whose index is the
+        state), with the method and subject added.
+    title : str, default=None
+        Figure title.
+    output_file : str or Path, default=None
+        If given, the figure is saved there (and closed).
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+        One bar per state within each method's group, colored as in :func:`plot_states`:
+        the mean temporal fraction over subjects, with a one-standard-deviation error bar.
+        States are numbered per method: state 0 of one method is not state 0 of another.
+    """
+    missing = [column for column in OCCUPANCY_COLUMNS if column not in metrics.columns]
+    if missing:
+        raise ValueError(
+            f"metrics lacks the columns {missing}: give one row per method, subject and "
+            "state, e.g. state_metrics(...).per_state.reset_index() with method and subject "
+            "added."
+        )
+    if metrics.empty:
+        raise ValueError("metrics has no rows: there is no occupancy to plot.")
+    data = metrics.assign(method=metrics["method"].map(lambda m: METHOD_NAMES.get(m, m)))
+    present = list(data["method"].unique())
+    methods = [name for name in METHOD_NAMES.values() if name in present]
+    methods += [name for name in present if name not in methods]
+    states = sorted(data["state"].unique())
+    figure, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(methods)), 3.2))
+    sns.barplot(
+        data=data,
+        x="method",
+        y="temporal_fraction",
+        hue="state",
+        order=methods,
+        hue_order=states,
+        palette=sns.color_palette("tab10", len(states)),
+        errorbar="sd",
+        capsize=0.1,
+        ax=ax,
+    )
+    ax.set(xlabel="", ylabel="temporal fraction", ylim=(0, 1))
+    ax.legend(title="state", loc="upper left", bbox_to_anchor=(1, 1))
+    if title:
+        ax.set_title(title)
     figure.tight_layout()
     _save(figure, output_file)
     return figure
