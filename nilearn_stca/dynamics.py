@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
+from ._map_states import fit_kmeans, fit_map_states, per_subject
+
 __all__ = [
     "fit_map_states",
     "fit_states",
@@ -172,8 +174,9 @@ def fit_states(presence, n_states=None, candidates=range(2, 9), random_state=0):
     presence : dict of {str: pandas.DataFrame}
         Per subject, :func:`presence_table` (the same templates for all).
     n_states : int, default=None
-        Number of states; if None, the value in ``candidates`` with the best silhouette
-        (as GIFT and neurocaps offer), among those below the number of windows.
+        Number of states, from 2 to the number of windows; if None, the value in
+        ``candidates`` with the best silhouette (as GIFT and neurocaps offer), among those
+        below the number of windows.
     candidates : iterable of int, default=range(2, 9)
     random_state : int, default=0
         Seed of k-means (10 initialisations).
@@ -184,49 +187,26 @@ def fit_states(presence, n_states=None, candidates=range(2, 9), random_state=0):
         ``n_states``; ``centroids`` (DataFrame, states x templates: each state's mean
         presence profile); ``sequences`` (per subject, the state of each window, an int
         array); ``starts`` (per subject, the windows' first scans); ``silhouette`` (per
-        candidate tried, None when ``n_states`` is given).
+        candidate tried, NaN where k-means found a single group; None when ``n_states`` is
+        given).
     """
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
-
     subjects = list(presence)
     columns = list(presence[subjects[0]].columns)
     if any(list(table.columns) != columns for table in presence.values()):
         raise ValueError("every subject's presence table must have the same templates.")
     features = np.vstack([presence[subject].to_numpy() for subject in subjects])
-
-    def kmeans(k):
-        return KMeans(k, n_init=10, random_state=random_state).fit(features)
-
-    silhouette = None
-    if n_states is None:
-        tried = [k for k in candidates if 2 <= k < len(features)]
-        if not tried:
-            raise ValueError(
-                f"{len(features)} windows are too few to choose a number of states among "
-                f"{list(candidates)}: give n_states."
-            )
-        fits = {k: kmeans(k) for k in tried}
-        silhouette = {k: float(silhouette_score(features, fits[k].labels_)) for k in tried}
-        n_states = max(silhouette, key=silhouette.get)
-        model = fits[n_states]
-    else:
-        model = kmeans(n_states)
+    model, silhouette = fit_kmeans(features, n_states, candidates, random_state)
     return Bunch(
-        n_states=int(n_states),
+        n_states=int(model.n_clusters),
         centroids=pd.DataFrame(
-            model.cluster_centers_, columns=columns, index=pd.Index(range(n_states), name="state")
+            model.cluster_centers_,
+            columns=columns,
+            index=pd.Index(range(model.n_clusters), name="state"),
         ),
-        sequences=_per_subject(model.labels_, {s: len(presence[s]) for s in subjects}),
+        sequences=per_subject(model.labels_, {s: len(presence[s]) for s in subjects}),
         starts={subject: presence[subject].index.to_numpy() for subject in subjects},
         silhouette=silhouette,
     )
-
-
-def _per_subject(labels, lengths):
-    """``labels`` of all subjects' windows in turn, cut back into ``{subject: labels}``."""
-    bounds = np.cumsum([0, *lengths.values()])
-    return {subject: labels[bounds[i] : bounds[i + 1]] for i, subject in enumerate(lengths)}
 
 
 def planted_window_states(scan_states, starts, window_length):
@@ -283,90 +263,3 @@ def score_states(sequence, planted, n_states=None):
         "adjusted_rand": float(adjusted_rand_score(planted, sequence)),
         "occupancy_error": float(np.abs(occupancy[0] - occupancy[1]).mean()),
     }
-
-
-def fit_map_states(sweeps, n_states, n_features=20, threshold=None, random_state=0, batch_size=50):
-    """Brain states from the thresholded window maps themselves, streamed from sweeps.
-
-    Each window becomes the binary map of the voxels in any of its FBNs (z at or above the
-    threshold). Those maps are reduced by :class:`sklearn.decomposition.IncrementalPCA`,
-    fitted one window at a time from the memory-mapped sweeps (so memory does not grow with
-    the number of windows), and grouped by k-means.
-
-    Parameters
-    ----------
-    sweeps : dict of {str: WindowSweep}
-        Per subject, :func:`~nilearn_stca.load_window_sweep` (on one mask).
-    n_states : int
-    n_features : int, default=20
-        Principal components kept (fewer if there are fewer windows).
-    threshold : float, default=None
-        z threshold of the FBNs; each sweep's own if None.
-    random_state : int, default=0
-        Seed of k-means (10 initialisations).
-    batch_size : int, default=50
-        Windows per step of the incremental PCA (at least ``n_features``): the memory held
-        is about two batches of binary maps.
-
-    Returns
-    -------
-    states : sklearn.utils.Bunch
-        As :func:`fit_states` (``n_states``, ``sequences``, ``starts``), with
-        ``state_maps_img`` (a 4D image, one volume per state: the share of the state's
-        windows whose FBNs hold each voxel, from its centroid) and
-        ``explained_variance_ratio`` of the kept components.
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import IncrementalPCA
-
-    subjects = list(sweeps)
-    masks = {sweeps[s].maps.shape[2] for s in subjects}
-    if len(masks) > 1:
-        raise ValueError("every sweep must be on the same mask (the same number of voxels).")
-    n_windows = sum(len(sweeps[s]) for s in subjects)
-    n_features = min(n_features, n_windows)
-
-    def union_maps(subject):
-        sweep = sweeps[subject]
-        cut = sweep.metadata["threshold"] if threshold is None else threshold
-        for _, maps in sweep:
-            yield (maps >= cut).any(axis=0).astype(np.float32)
-
-    def batches(subject_list, size):
-        batch = []
-        for subject in subject_list:
-            for window in union_maps(subject):
-                batch.append(window)
-                if len(batch) == size:
-                    yield np.array(batch)
-                    batch = []
-        if batch:
-            yield np.array(batch)
-
-    batch_size = max(n_features, batch_size)
-    pca = IncrementalPCA(n_components=n_features)
-    # partial_fit needs at least n_features rows: each batch waits for the next, and a
-    # short last batch joins the one before it.
-    previous = None
-    for batch in batches(subjects, batch_size):
-        if previous is not None and len(batch) >= n_features:
-            pca.partial_fit(previous)
-            previous = batch
-        else:
-            previous = batch if previous is None else np.vstack([previous, batch])
-    pca.partial_fit(previous)
-    features = {
-        subject: np.vstack([pca.transform(batch) for batch in batches([subject], batch_size)])
-        for subject in subjects
-    }
-    model = KMeans(n_states, n_init=10, random_state=random_state).fit(
-        np.vstack([features[s] for s in subjects])
-    )
-    state_maps = np.clip(pca.inverse_transform(model.cluster_centers_), 0, 1)
-    return Bunch(
-        n_states=int(n_states),
-        sequences=_per_subject(model.labels_, {s: len(features[s]) for s in subjects}),
-        starts={s: np.asarray(sweeps[s].starts) for s in subjects},
-        state_maps_img=sweeps[subjects[0]].masker.inverse_transform(state_maps.astype(np.float32)),
-        explained_variance_ratio=pca.explained_variance_ratio_,
-    )
