@@ -15,7 +15,10 @@ def plot_states(states, title=None, output_file=None):
     Parameters
     ----------
     states : sklearn.utils.Bunch
-        The result of :func:`~nilearn_stca.dynamics.fit_states`.
+        The result of :func:`~nilearn_stca.dynamics.fit_states`, or of
+        :func:`~nilearn_stca.dynamics.fit_map_states`, whose states are maps rather than
+        presence profiles: the profile panel is then left out (the maps are an image,
+        ``states.state_maps_img``, to show with nilearn's plotting).
     title : str, default=None
         Figure title (e.g. the method).
     output_file : str or Path, default=None
@@ -25,15 +28,26 @@ def plot_states(states, title=None, output_file=None):
     -------
     figure : matplotlib.figure.Figure
         Three panels: the centroids (states x templates, mean IoU of each template's
-        matched map), the state of every window of every subject over the window start, and
-        the transition probabilities (from row to column; the steps of all subjects pooled).
+        matched map; not for map states), the state of every window of every subject over
+        the window start, and the transition probabilities (from row to column; the steps
+        of all subjects pooled).
     """
     n_states = states.n_states
-    figure, (profiles, sequences, transitions) = plt.subplots(
-        1, 3, figsize=(15, 3.2), gridspec_kw={"width_ratios": [1.2, 2, 1]}
+    has_profiles = "centroids" in states
+    ratios = [1.2, 2, 1] if has_profiles else [2, 1]
+    figure, axes = plt.subplots(
+        1,
+        len(ratios),
+        figsize=(15 if has_profiles else 11, 3.2),
+        gridspec_kw={"width_ratios": ratios},
     )
-    sns.heatmap(states.centroids, ax=profiles, cmap="viridis", vmin=0, cbar_kws={"label": "IoU"})
-    profiles.set(title="State profiles", xlabel="template", ylabel="state")
+    sequences, transitions = axes[-2:]
+    if has_profiles:
+        profiles = axes[0]
+        sns.heatmap(
+            states.centroids, ax=profiles, cmap="viridis", vmin=0, cbar_kws={"label": "IoU"}
+        )
+        profiles.set(title="State profiles", xlabel="template", ylabel="state")
 
     subjects = list(states.sequences)
     palette = sns.color_palette("tab10", n_states)
