@@ -1,0 +1,70 @@
+"""The output folder of one run of a step (states, stability): refused if it holds another
+run's files, and filled all at once."""
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from ._io import atomic_paths, folder_lock
+
+
+def check_run_folder(out_dir, record, settings, names):
+    """Refuse ``out_dir`` if it holds another run, or files named as ours from elsewhere.
+
+    Parameters
+    ----------
+    out_dir : Path
+    record : str
+        The run's JSON file, whose ``"settings"`` describe the run that wrote the folder.
+    settings : dict
+        This run's settings (JSON types): the same settings may write the folder again.
+    names : sequence of str
+        Files every run writes: held without ``record``, they are someone else's.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir={str(out_dir)!r} is a file: give a folder.")
+    if (out_dir / record).is_file():
+        try:
+            previous = json.loads((out_dir / record).read_text()).get("settings")
+        except (ValueError, AttributeError):
+            previous = None
+        if previous != settings:
+            raise ValueError(
+                f"out_dir={str(out_dir)!r} holds another run ({record} records other "
+                "settings or inputs): choose another folder."
+            )
+        return
+    foreign = [name for name in names if (out_dir / name).exists()]
+    if foreign:
+        raise ValueError(
+            f"out_dir={str(out_dir)!r} already holds {foreign} without {record}: they were "
+            "not written by this step; choose another folder."
+        )
+
+
+@contextmanager
+def run_files(out_dir, record, settings, names, what):
+    """Yield ``stage``: ``stage(name)`` is a temporary path for ``out_dir / name``.
+
+    ``out_dir`` is created, locked (:func:`~nilearn_stca._io.folder_lock`) and checked
+    again (:func:`check_run_folder`); every staged file is renamed when the block succeeds,
+    the first staged last (stage ``record`` first). If the block fails, no file is renamed
+    and an ``out_dir`` created for nothing is removed. ``stage.files`` maps each name staged
+    to its final path.
+    """
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    try:
+        with folder_lock(out_dir, what, name="out_dir"), atomic_paths() as stage_file:
+            check_run_folder(out_dir, record, settings, names)
+
+            def stage(name):
+                stage.files[name] = out_dir / name
+                return stage_file(out_dir / name)
+
+            stage.files = {}
+            yield stage
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise

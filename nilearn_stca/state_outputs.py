@@ -1,0 +1,349 @@
+"""Brain states of window sweeps, written to a folder: sequences, metrics, transitions, figures.
+
+:func:`write_states` is the ``states`` step of the ``nilearn-stca`` command: it takes the
+sweeps of :func:`~nilearn_stca.write_window_sweep` (one per run and method), groups them by
+method, finds states jointly across the subjects of each method (group states, as GIFT's
+dFNC does) and writes what :mod:`nilearn_stca.dynamics` measures of them.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from nilearn.masking import apply_mask
+from sklearn.utils import Bunch
+from tqdm.auto import tqdm
+
+from ._map_states import check_n_states
+from ._run_folder import check_run_folder, run_files
+from ._sweep_groups import check_one_mask, group_sweeps
+from .dynamics import fit_map_states, fit_states, state_metrics
+from .evaluation.metrics import check_strategy, score_maps
+from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
+from .sweep import WindowSweep, load_window_sweep
+
+__all__ = ["STATES_FILE", "sweep_presence", "write_states"]
+
+#: The settings and choices of a states run, in its folder.
+STATES_FILE = "states.json"
+#: What k-means groups: the windows' FBN maps, or their templates' presence vectors.
+FEATURES = ("maps", "presence")
+#: The tables of a states run: sequences, metrics, transitions.
+TABLE_FILES = ("states_sequences.tsv", "states_metrics.tsv", "states_transitions.tsv")
+#: Files of a states run that are not per method (a folder holding them without
+#: ``states.json`` was written by something else).
+_SHARED_FILES = (*TABLE_FILES, "state_occupancy.png")
+
+
+# ---------------------------------------------------------------------- presence
+def _template_masks(templates, mask_img, template_threshold):
+    loaded = load_rsn_templates(templates, target_img=mask_img, threshold=template_threshold)
+    return apply_mask(loaded.masks_img, mask_img).astype(bool), loaded.names
+
+
+def _presence(sweep, template_masks, names, threshold, strategy, progress=None):
+    cut = sweep.metadata["threshold"] if threshold is None else threshold
+    rows = {}
+    for start, maps in sweep:
+        scores = score_maps(maps, template_masks, names, threshold=cut, strategy=strategy)
+        rows[start] = scores["iou"].to_numpy()
+        if progress is not None:
+            progress.update()
+    presence = pd.DataFrame.from_dict(rows, orient="index", columns=list(names))
+    presence.index.name = "window"
+    return presence
+
+
+def sweep_presence(
+    sweep, templates, template_threshold=DEFAULT_TEMPLATE_THRESHOLD, threshold=None, strategy="max"
+):
+    """Network presence over the windows of one sweep: windows x templates IoU.
+
+    Each window's maps (read one at a time) are thresholded and each template is matched to
+    one of them by IoU, as :func:`~nilearn_stca.evaluation.compare` scores windows.
+
+    Parameters
+    ----------
+    sweep : WindowSweep, str or Path
+        A sweep, or its folder (:func:`~nilearn_stca.write_window_sweep`).
+    templates : "smith2009" or Niimg-like
+        As :func:`~nilearn_stca.evaluation.load_rsn_templates` takes them; resampled to the
+        sweep's mask.
+    template_threshold : float, default=3.6
+        Threshold of the template maps.
+    threshold : float, default=None
+        z threshold of the window maps; the sweep's own if None.
+    strategy : {"max", "hungarian"}, default="max"
+        Matching of templates to maps (:func:`~nilearn_stca.evaluation.match_components`).
+
+    Returns
+    -------
+    presence : pandas.DataFrame
+        One row per window (indexed by its first scan, in order), one column per template:
+        the IoU of the template's matched map, as :func:`~nilearn_stca.dynamics.presence_table`
+        gives it from ``compare``'s table.
+    """
+    check_strategy(strategy)
+    sweep = sweep if isinstance(sweep, WindowSweep) else load_window_sweep(sweep)
+    mask_img = sweep.masker.mask_img_
+    masks, names = _template_masks(templates, mask_img, template_threshold)
+    return _presence(sweep, masks, names, threshold, strategy)
+
+
+def _describe(templates):
+    """``templates`` as ``states.json`` records them: a name, a full path or an image's shape."""
+    if templates is None or templates == "smith2009":
+        return templates
+    if isinstance(templates, (str, Path)):
+        return str(Path(templates).resolve())
+    return f"an image of shape {tuple(templates.shape)}"
+
+
+# ---------------------------------------------------------------------- tables
+def _tables(method, states, steps, t_r):
+    """Per subject: the state of each window, the metrics, the transition probabilities."""
+    sequences, metrics, transitions = [], [], []
+    seconds = [] if t_r is None else ["persistence_seconds"]
+    columns = ["method", "subject", "state", "temporal_fraction", "persistence", *seconds]
+    columns += ["counts", "transition_frequency"]
+    for subject, sequence in states.sequences.items():
+        where = {"method": method, "subject": subject}
+        sequences.append(
+            pd.DataFrame({**where, "window": states.starts[subject], "state": sequence})
+        )
+        measured = state_metrics(sequence, states.n_states, t_r=t_r, step=steps[subject])
+        per_state = measured.per_state.reset_index()
+        per_state["transition_frequency"] = measured.transition_frequency
+        metrics.append(per_state.assign(**where)[columns])
+        probability = measured.transition_probability.stack(future_stack=True)
+        transitions.append(probability.rename("probability").reset_index().assign(**where))
+    return (
+        pd.concat(sequences, ignore_index=True),
+        pd.concat(metrics, ignore_index=True),
+        pd.concat(transitions, ignore_index=True)[
+            ["method", "subject", "from", "to", "probability"]
+        ],
+    )
+
+
+def _fit_method(group, features, template_masks, settings, progress):
+    if features == "maps":
+        return fit_map_states(
+            group,
+            settings["n_states"],
+            n_features=settings["n_features"],
+            threshold=settings["threshold"],
+            random_state=settings["random_state"],
+            candidates=settings["candidates"],
+        )
+    presence = {}
+    for label, sweep in group.items():
+        masks, names = template_masks(sweep.masker.mask_img_)
+        presence[label] = _presence(
+            sweep, masks, names, settings["threshold"], settings["strategy"], progress
+        )
+    return fit_states(
+        presence, settings["n_states"], settings["candidates"], settings["random_state"]
+    )
+
+
+# ---------------------------------------------------------------------- the step
+def write_states(
+    sweeps,
+    out_dir,
+    n_states=None,
+    features="maps",
+    templates=None,
+    template_threshold=DEFAULT_TEMPLATE_THRESHOLD,
+    threshold=None,
+    strategy="max",
+    t_r=None,
+    random_state=0,
+    n_features=20,
+    candidates=range(2, 9),
+    verbose=0,
+):
+    """Find brain states in window sweeps, per method, and write their tables and figures.
+
+    The sweeps are grouped by their method (``sweep.json``); the states of each method are
+    found jointly across its subjects, by k-means on one feature vector per window:
+
+    - ``features="maps"``: the binary union of the window's FBNs, streamed from the sweeps
+      and reduced by incremental PCA (:func:`~nilearn_stca.dynamics.fit_map_states`);
+    - ``features="presence"``: the IoU of each template's matched map in the window
+      (:func:`sweep_presence`, then :func:`~nilearn_stca.dynamics.fit_states`).
+
+    No more than one window's maps (and, for ``"maps"``, two batches of binary maps) are
+    held in memory. Every file is written under a temporary name and all are renamed once
+    written (``states.json`` last), so a failure leaves no partial file.
+
+    Parameters
+    ----------
+    sweeps : dict of {str: str, Path or WindowSweep}, or list of str or Path
+        The sweep folders (:func:`~nilearn_stca.write_window_sweep`), by subject label, or
+        a list labelled by folder name (by path below the folders' common parent where
+        names repeat).
+    out_dir : str or Path
+        Created if needed. A folder holding another states run is refused; the same run
+        again replaces its files.
+    n_states : int, default=None
+        Number of states of every method; if None, each method's best silhouette among
+        ``candidates``.
+    features : {"maps", "presence"}, default="maps"
+    templates : "smith2009" or Niimg-like, default=None
+        The networks whose presence is measured (as for
+        :func:`~nilearn_stca.evaluation.compare`); needed by ``"presence"`` only.
+    template_threshold : float, default=3.6
+        Threshold of the template maps.
+    threshold : float, default=None
+        z threshold of the window maps; each sweep's own if None.
+    strategy : {"max", "hungarian"}, default="max"
+        Matching of templates to maps, for ``"presence"``.
+    t_r : float, default=None
+        Repetition time in seconds: with it, dwell times are also given in seconds.
+    random_state : int, default=0
+        Seed of k-means.
+    n_features : int, default=20
+        Principal components of the maps, for ``"maps"``.
+    candidates : iterable of int, default=range(2, 9)
+        Numbers of states tried when ``n_states`` is None.
+    verbose : int, default=0
+        Progress bars if positive.
+
+    Returns
+    -------
+    result : sklearn.utils.Bunch
+        ``files`` (``{name: Path}`` of every file written), ``states`` (per method, the
+        result of ``fit_map_states`` or ``fit_states``), and the tables written:
+        ``sequences``, ``metrics`` and ``transitions``. The files, in ``out_dir``:
+
+        - ``states_sequences.tsv``: method, subject, window (its first scan), state;
+        - ``states_metrics.tsv``: method, subject, state, ``temporal_fraction``,
+          ``persistence`` (in windows), ``persistence_seconds`` (with ``t_r``; the window
+          stride as the step), ``counts`` and the subject's ``transition_frequency``
+          (see :func:`~nilearn_stca.dynamics.state_metrics`);
+        - ``states_transitions.tsv``: method, subject, from, to, probability (n/a from a
+          state never left);
+        - per method ``method-<m>_states.png`` (:func:`plot_states`), and
+          ``method-<m>_desc-states_maps.nii.gz`` (``"maps"``: the 4D state maps) or
+          ``method-<m>_state_profiles.tsv`` (``"presence"``: states x templates);
+        - ``state_occupancy.png`` (:func:`plot_occupancy`) and ``states.json`` (the
+          settings, the sweeps, each method's number of states and silhouettes).
+    """
+    if features not in FEATURES:
+        raise ValueError(f"features must be 'maps' or 'presence', got {features!r}.")
+    if features == "presence" and templates is None:
+        raise ValueError("features='presence' needs templates: 'smith2009' or an image.")
+    if features == "maps" and templates is not None:
+        raise ValueError("templates are used by features='presence' only: leave them out.")
+    if t_r is not None and not (isinstance(t_r, (int, float)) and np.isfinite(t_r) and t_r > 0):
+        raise ValueError(f"t_r must be a positive number of seconds, got {t_r!r}.")
+    check_strategy(strategy)
+    groups = group_sweeps(sweeps)
+    for method, group in groups.items():
+        check_n_states(n_states, sum(len(sweep) for sweep in group.values()))
+        if features == "maps":
+            check_one_mask(method, group)
+    out_dir = Path(out_dir)
+    settings = {
+        "features": features,
+        "n_states": None if n_states is None else int(n_states),
+        "candidates": [int(k) for k in candidates],
+        "templates": _describe(templates),
+        "template_threshold": float(template_threshold) if features == "presence" else None,
+        "threshold": None if threshold is None else float(threshold),
+        "strategy": strategy if features == "presence" else None,
+        "t_r": None if t_r is None else float(t_r),
+        "random_state": int(random_state),
+        "n_features": int(n_features) if features == "maps" else None,
+        "sweeps": {
+            method: {label: str(sweep.path.resolve()) for label, sweep in group.items()}
+            for method, group in groups.items()
+        },
+    }
+    check_run_folder(out_dir, STATES_FILE, settings, _SHARED_FILES)
+
+    template_masks = _template_loader(templates, template_threshold)
+    states = {}
+    n_windows = sum(len(sweep) for group in groups.values() for sweep in group.values())
+    with tqdm(
+        total=n_windows if features == "presence" else len(groups),
+        desc=f"states ({features})",
+        unit="window" if features == "presence" else "method",
+        disable=not verbose,
+    ) as progress:
+        for method, group in groups.items():
+            states[method] = _fit_method(group, features, template_masks, settings, progress)
+            if features == "maps":
+                progress.update()
+    tables = [[], [], []]
+    for method, found in states.items():
+        steps = {label: int(sweep.metadata["stride"]) for label, sweep in groups[method].items()}
+        for table, part in zip(tables, _tables(method, found, steps, t_r), strict=True):
+            table.append(part)
+    sequences, metrics, transitions = (pd.concat(t, ignore_index=True) for t in tables)
+    record = {"settings": settings, "methods": _choices(states, groups)}
+    files = _write(out_dir, settings, record, states, features, (sequences, metrics, transitions))
+    return Bunch(
+        files=files, states=states, sequences=sequences, metrics=metrics, transitions=transitions
+    )
+
+
+def _template_loader(templates, template_threshold):
+    """``loader(mask_img)``: the binary templates on that mask, loaded once per mask."""
+    cache = {}
+
+    def loader(mask_img):
+        key = (
+            mask_img.shape,
+            mask_img.affine.tobytes(),
+            (np.asanyarray(mask_img.dataobj) > 0).tobytes(),
+        )
+        if key not in cache:
+            cache[key] = _template_masks(templates, mask_img, template_threshold)
+        return cache[key]
+
+    return loader
+
+
+def _choices(states, groups):
+    """What ``states.json`` records of each method's fit."""
+    methods = {}
+    for method, found in states.items():
+        silhouette = found.silhouette
+        if silhouette is not None:
+            silhouette = {str(k): None if np.isnan(v) else v for k, v in silhouette.items()}
+        methods[method] = {
+            "n_states": found.n_states,
+            "silhouette": silhouette,
+            "subjects": list(groups[method]),
+            "n_windows": {label: len(sweep) for label, sweep in groups[method].items()},
+        }
+        if "explained_variance_ratio" in found:
+            methods[method]["explained_variance_ratio"] = [
+                float(v) for v in found.explained_variance_ratio
+            ]
+    return methods
+
+
+def _write(out_dir, settings, record, states, features, tables):
+    """Stage every file; they are renamed together (``states.json`` last)."""
+    from .evaluation.state_figures import plot_occupancy, plot_states
+    from .evaluation.tables import METHOD_NAMES
+
+    with run_files(out_dir, STATES_FILE, settings, _SHARED_FILES, "states run") as stage:
+        json_file = stage(STATES_FILE)
+        for name, table in zip(TABLE_FILES, tables, strict=True):
+            table.to_csv(stage(name), sep="\t", index=False, na_rep="n/a")
+        for method, found in states.items():
+            title = f"{METHOD_NAMES.get(method, method)}: {found.n_states} states"
+            plot_states(found, title=title, output_file=stage(f"method-{method}_states.png"))
+            if features == "maps":
+                found.state_maps_img.to_filename(stage(f"method-{method}_desc-states_maps.nii.gz"))
+            else:
+                found.centroids.to_csv(stage(f"method-{method}_state_profiles.tsv"), sep="\t")
+        plot_occupancy(tables[1], output_file=stage("state_occupancy.png"))
+        record = {**record, "files": sorted(stage.files)}
+        json_file.write_text(json.dumps(record, indent=2) + "\n")
+    return stage.files
