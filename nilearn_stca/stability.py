@@ -9,14 +9,22 @@ works for any of this package's estimators: do the 64 attention maps of STCA com
 another seed?
 """
 
+import json
+
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.utils import Bunch, check_random_state
+from tqdm.auto import tqdm
 
-__all__ = ["stability"]
+__all__ = ["STABILITY_FILE", "STABILITY_FILES", "stability", "write_stability"]
+
+#: The settings and summary of a stability run, in its folder.
+STABILITY_FILE = "stability.json"
+#: The other files :func:`write_stability` writes.
+STABILITY_FILES = ("stability.tsv", "desc-centrotypes_components.nii.gz", "stability.png")
 
 
 def _fit_maps(estimator, imgs, confounds, seed):
@@ -25,7 +33,14 @@ def _fit_maps(estimator, imgs, confounds, seed):
 
 
 def stability(
-    estimator, imgs, n_runs=10, confounds=None, random_state=0, random_states=None, n_jobs=1
+    estimator,
+    imgs,
+    n_runs=10,
+    confounds=None,
+    random_state=0,
+    random_states=None,
+    n_jobs=1,
+    verbose=0,
 ):
     """Refit ``estimator`` with other seeds and measure how stable each of its maps is.
 
@@ -45,6 +60,8 @@ def stability(
         repeated, to check that a method is deterministic.
     n_jobs : int, default=1
         Runs fitted in parallel (joblib processes).
+    verbose : int, default=0
+        A progress bar over the runs if positive.
 
     Returns
     -------
@@ -58,6 +75,7 @@ def stability(
           ``components_img_`` the same as a 4D image.
         - ``similarity``: the absolute correlation between all maps (run-major order) and
           ``labels``, each map's cluster (its row in ``table``).
+        - ``random_states``: the seed of each run (list of int).
     """
     if random_states is None:
         if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 2:
@@ -65,12 +83,13 @@ def stability(
         random_states = check_random_state(random_state).randint(
             np.iinfo(np.int32).max, size=n_runs
         )
-    random_states = list(random_states)
+    random_states = [int(seed) for seed in random_states]
     if len(random_states) < 2:
         raise ValueError("stability needs at least 2 runs: give n_runs >= 2 or 2 random_states.")
-    fits = Parallel(n_jobs=n_jobs)(
+    runs = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_fit_maps)(estimator, imgs, confounds, seed) for seed in random_states
     )
+    fits = list(tqdm(runs, total=len(random_states), desc="stability", disable=not verbose))
     n_voxels = {maps.shape[1] for maps, _ in fits}
     if len(n_voxels) > 1:
         raise ValueError(
@@ -128,4 +147,55 @@ def stability(
         components_img_=masker.inverse_transform(components),
         similarity=similarity,
         labels=relabel[labels],
+        random_states=random_states,
     )
+
+
+def write_stability(result, out_dir, settings=None, title=None):
+    """Write the table, centrotype maps and figure of :func:`stability` into a folder.
+
+    Every file is written under a temporary name and all are renamed together once written
+    (``stability.json`` last): a failure leaves no partial file.
+
+    Parameters
+    ----------
+    result : sklearn.utils.Bunch
+        The result of :func:`stability`.
+    out_dir : str or Path
+        Created if needed. A folder holding another stability run is refused; the same
+        run again replaces its files.
+    settings : dict, default=None
+        What was run (JSON values: the method, its inputs and parameters), recorded in
+        ``stability.json``; the runs' seeds if None.
+    title : str, default=None
+        Title of the figure.
+
+    Returns
+    -------
+    files : dict of {str: Path}
+        ``stability.tsv`` (the table, one row per cluster), ``desc-centrotypes_components.nii.gz``
+        (``components_img_``), ``stability.png``
+        (:func:`~nilearn_stca.evaluation.stability_figures.plot_stability`) and
+        ``stability.json`` (the settings, the seeds and a summary of the index).
+    """
+    from ._run_folder import run_files
+    from .evaluation.stability_figures import plot_stability
+
+    seeds = [int(seed) for seed in result.random_states]
+    settings = json.loads(json.dumps({"random_states": seeds} if settings is None else settings))
+    index = result.table["stability_index"]
+    record = {
+        "settings": settings,
+        "random_states": seeds,
+        "n_clusters": len(result.table),
+        "stability_index": {"mean": index.mean(), "min": index.min(), "max": index.max()},
+    }
+    with run_files(out_dir, STABILITY_FILE, settings, STABILITY_FILES, "stability run") as stage:
+        json_file = stage(STABILITY_FILE)
+        table_file, maps_file, figure_file = STABILITY_FILES
+        result.table.to_csv(stage(table_file), sep="\t")
+        result.components_img_.to_filename(stage(maps_file))
+        plot_stability(result, title=title, output_file=stage(figure_file))
+        record["files"] = sorted(stage.files)
+        json_file.write_text(json.dumps(record, indent=2) + "\n")
+    return stage.files
