@@ -1,152 +1,24 @@
-"""The ``nilearn-stca`` command: argument parsing, then calls into the library."""
+"""The ``demo`` and ``compare`` commands: their arguments, and the calls into the library."""
 
-import argparse
-import os
-import sys
-import tempfile
-import zlib
 from pathlib import Path
 
-from . import __version__
-from .methods import METHOD_REGISTRY
+from ..methods import METHOD_REGISTRY
+from ._arguments import (
+    _func_file,
+    _json_object,
+    _mask_file,
+    _n_jobs,
+    _positive_int,
+    _templates,
+    _window_length,
+    _writable_out_dir,
+)
 
 METHOD_CHOICES = tuple(METHOD_REGISTRY)
 
 
-class _Parser(argparse.ArgumentParser):
-    """Errors as one line (``nilearn-stca: error: ...``) and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"nilearn-stca: error: {message}\n")
-
-
-def _writable_out_dir(value):
-    """An output folder that exists, or can be created, and is writable."""
-    path = Path(value).resolve()
-    try:
-        if path.exists() and not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{value}: exists and is not a folder")
-        ancestor = next(p for p in (path, *path.parents) if p.exists())
-    except OSError as error:  # e.g. a parent that may not be listed
-        raise argparse.ArgumentTypeError(f"{value}: {error.strerror or error}") from None
-    if not ancestor.is_dir():
-        raise argparse.ArgumentTypeError(f"{value}: {ancestor} is a file, not a folder")
-    if ancestor == path:
-        if not os.access(path, os.W_OK):
-            raise argparse.ArgumentTypeError(f"{value}: not writable")
-        return path
-    # os.access answers yes to root where nothing can be created (/sys, some mounts): only
-    # creating something there tells.
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".nilearn-stca-probe-", dir=ancestor))
-    except OSError as error:
-        raise argparse.ArgumentTypeError(
-            f"{value}: cannot create a folder in {ancestor} ({error.strerror or error})"
-        ) from None
-    return path
-
-
-def _integer(value):
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
-
-
-def _positive_int(value):
-    number = _integer(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
-
-
-def _window_length(value):
-    number = _integer(value)
-    if number < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2 scans, got {value}")
-    return number
-
-
-def _n_jobs(value):
-    number = _integer(value)
-    if number == 0 or number < -1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, or -1 for all CPUs, got {value}")
-    return number
-
-
-def _existing_file(value):
-    if not Path(value).is_file():
-        raise argparse.ArgumentTypeError(f"{value}: no such file")
-    return value
-
-
-def _nifti_header(value):
-    """The image of an existing NIfTI file, of which only the header is read."""
-    import nibabel as nib
-
-    _existing_file(value)
-    try:
-        return nib.load(value)
-    except Exception as error:  # nibabel raises several types for unreadable files
-        raise argparse.ArgumentTypeError(f"{value}: not a NIfTI image ({error})") from None
-
-
-def _func_file(value):
-    """An existing NIfTI file holding a 4D series (only its header is read)."""
-    img = _nifti_header(value)
-    if len(img.shape) != 4:
-        raise argparse.ArgumentTypeError(
-            f"{value}: a {len(img.shape)}D image of shape {img.shape}; give 4D fMRI runs"
-        )
-    return value
-
-
-def _mask_file(value):
-    """An existing NIfTI file holding one 3D volume (only its header is read)."""
-    shape = _nifti_header(value).shape
-    if len(shape) != 3 and not (len(shape) == 4 and shape[3] == 1):
-        raise argparse.ArgumentTypeError(
-            f"{value}: a {len(shape)}D image of shape {shape}; give a 3D brain mask"
-        )
-    return value
-
-
-def _templates(value):
-    """``smith2009``, or a NIfTI file of 4D network maps or a 3D label atlas."""
-    if value == "smith2009":
-        return value
-    if not value.endswith((".nii", ".nii.gz")):
-        raise argparse.ArgumentTypeError(
-            f"{value}: use 'smith2009' or a NIfTI file (.nii, .nii.gz) of networks"
-        )
-    shape = _nifti_header(value).shape
-    if len(shape) not in (3, 4):
-        raise argparse.ArgumentTypeError(
-            f"{value}: a {len(shape)}D image of shape {shape}; give 4D maps or a 3D atlas"
-        )
-    return value
-
-
-def _json_object(value):
-    import json
-
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({error})") from None
-    if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r}")
-    return parsed
-
-
-def build_parser():
-    parser = _Parser(
-        prog="nilearn-stca",
-        description="Dynamic functional brain networks with STCA (Liu et al., ISBI 2023).",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def add_demo_parser(commands):
+    """The ``demo`` command's arguments."""
     demo = commands.add_parser(
         "demo",
         help="ICA vs SDL vs STCA on simulated rsfMRI, scored against the planted networks",
@@ -163,6 +35,9 @@ def build_parser():
     demo.add_argument("--n-epochs", type=_positive_int, help="STCA's passes over the windows")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
+
+def add_compare_parser(commands):
+    """The ``compare`` command's arguments."""
     comp = commands.add_parser(
         "compare",
         help="ICA vs SDL vs STCA on your runs, scored against RSN templates",
@@ -222,7 +97,6 @@ def build_parser():
     engine.add_argument(
         "--work-dir", type=_writable_out_dir, help="nipype's cache (default: OUT/work)"
     )
-    return parser
 
 
 def _load_confounds(values, funcs):
@@ -247,7 +121,7 @@ def _load_confounds(values, funcs):
             f"--confounds: {len(values)} files for {len(funcs)} FUNC; give one per FUNC, or "
             "'fmriprep'."
         )
-    from ._checks import read_confounds
+    from .._checks import read_confounds
 
     try:
         return [read_confounds(value) for value in values]
@@ -258,7 +132,7 @@ def _load_confounds(values, funcs):
 
 
 def _compare_kwargs(args):
-    from .evaluation import PRESETS
+    from ..evaluation import PRESETS
 
     kwargs = PRESETS[args.preset]() if args.preset else {}
     method_params = {name: dict(p) for name, p in kwargs.pop("method_params", {}).items()}
@@ -290,8 +164,8 @@ def _compare_kwargs(args):
 
 
 def _run_compare(args, argv):
-    from .evaluation import compare, format_table, table1, write_comparison_report
-    from .evaluation.tables import paper_comparison
+    from ..evaluation import compare, format_table, table1, write_comparison_report
+    from ..evaluation.tables import paper_comparison
 
     kwargs = _compare_kwargs(args)
     confounds = _load_confounds(args.confounds, args.func)
@@ -324,9 +198,9 @@ def _run_compare(args, argv):
 
 def _run_workflow(args, kwargs, confounds, parameters, paper):
     """``compare`` through :func:`~nilearn_stca.workflows.init_comparison_wf`."""
-    from ._io import atomic_path
-    from .evaluation import read_results
-    from .workflows import init_comparison_wf
+    from .._io import atomic_path
+    from ..evaluation import read_results
+    from ..workflows import init_comparison_wf
 
     work_dir = args.work_dir or args.out / "work"
     inputs = work_dir / "inputs"
@@ -371,8 +245,9 @@ def _jsonable(kwargs):
     }
 
 
-def _run_demo(args):
-    from .demo import _check_out_dir, run_demo
+def _run_demo(args, argv):
+    del argv  # the demo records its own settings
+    from ..demo import _check_out_dir, run_demo
 
     _check_out_dir(args.out, "--out")
     simulation = {"n_scans": args.n_scans} if args.n_scans else {}
@@ -381,69 +256,3 @@ def _run_demo(args):
     print("IoU of the static maps with the planted networks (mean ± sd over subjects)")
     print(table)
     print(f"\nreport: {args.out / 'report.html'}")
-
-
-def _one_line(error):
-    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-
-
-def _read_error(args, error):
-    """Name the input whose data cannot be read: the reader's error rarely does."""
-    import nibabel as nib
-    import numpy as np
-
-    inputs = [*getattr(args, "func", []), getattr(args, "mask", None)]
-    templates = getattr(args, "templates", None)
-    inputs.append(None if templates == "smith2009" else templates)
-    for path in filter(None, inputs):
-        try:
-            np.asanyarray(nib.load(path).dataobj)
-        except Exception as read_error:  # what a truncated or damaged file raises varies
-            cause = _one_line(read_error) or type(read_error).__name__
-            return f"{path}: cannot read the image data, the file may be truncated ({cause})"
-    return _one_line(error) or type(error).__name__
-
-
-def _os_error(args, error):
-    """One line naming the file (or else the output folder) and the cause."""
-    cause = error.strerror or _one_line(error)
-    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
-    if paths:
-        return f"{' -> '.join(paths)}: {cause}"
-    return f"{cause} (writing into --out {args.out})"
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from nibabel.filebasedimages import ImageFileError
-
-    try:
-        if args.command == "demo":
-            _run_demo(args)
-        else:
-            _run_compare(args, argv)
-    except KeyboardInterrupt:
-        hint = "; rerun the same command to resume" if args.command == "compare" else ""
-        parser.exit(130, f"nilearn-stca: interrupted{hint}\n")
-    except ValueError as error:
-        parser.exit(2, f"nilearn-stca: error: {_one_line(error)}\n")
-    except RuntimeError as error:
-        if not getattr(args, "nipype", False):
-            raise
-        # nipype has logged each failed node and its crash file; finished nodes are cached.
-        parser.exit(1, f"nilearn-stca: error: {error} Fix the cause and rerun to resume.\n")
-    except (OSError, EOFError, zlib.error, ImageFileError) as error:
-        # An OSError with an errno comes from the system (full disk, permissions...); the
-        # others from reading a damaged image (nibabel's errors carry no errno).
-        if isinstance(error, OSError) and error.errno is not None:
-            message = _os_error(args, error)
-        else:
-            message = _read_error(args, error)
-        parser.exit(2, f"nilearn-stca: error: {message}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
