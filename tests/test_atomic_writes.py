@@ -158,6 +158,9 @@ def test_report_writes_its_files_only_under_their_names(reported):
         "table1_static.png",
         "matched_maps_ica.png",
         "matched_maps_stca.png",
+        "states_ica.png",
+        "states_stca.png",
+        "state_occupancy.png",
     ]
     # The report embeds the figures written under temporary names: the same bytes.
     html = files["report"].read_text(encoding="utf-8")
@@ -174,6 +177,8 @@ def test_report_writes_its_files_only_under_their_names(reported):
         ("write_text", "report.html"),
         ("savefig", "fig5_iou_over_windows.png"),
         ("savefig", "matched_maps_stca.png"),
+        ("savefig", "state_occupancy.png"),
+        ("to_csv", "states_metrics.tsv"),
     ],
 )
 def test_full_disk_leaves_the_earlier_report(reported, tmp_path, monkeypatch, writer, name):

@@ -334,7 +334,8 @@ def test_tables_and_report(compared):
 
     files = write_comparison_report(out_dir, parameters={"note": "test"}, paper=True)
     html = unescape(files["report"].read_text())
-    assert html.count("data:image/png;base64,") == len(files["figures"]) == 5
+    # 5, and the Dynamics section's: the states of each method and their occupancy
+    assert html.count("data:image/png;base64,") == len(files["figures"]) == 5 + 3 + 1
     assert "Liu et al." in html and '"note": "test"' in html
     assert (out_dir / "table1_windows.tex").is_file()
     assert pd.read_csv(out_dir / "table1_static.csv", header=[0, 1], index_col=0).shape == (4, 6)

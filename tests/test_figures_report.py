@@ -253,6 +253,7 @@ def test_comparison_report_tables_of_each_reading(results, tmp_path):
     assert [path.name for path in files["tables"]] == [
         *(f"{stem}{ext}" for stem in stems for ext in (".csv", ".tsv", ".md", ".tex")),
         "paper_table1.md",
+        "states_metrics.tsv",  # the Dynamics section's, as windows were scored
     ]
     for stem, reading in zip(stems, ["static", "windows", "best_window"], strict=True):
         written = pd.read_csv(folder / f"{stem}.csv", header=[0, 1], index_col=0)

@@ -8,6 +8,8 @@ from nilearn.image import load_img
 from .._io import atomic_paths
 from .figures import plot_iou_over_windows, plot_matched_maps, plot_static_iou
 from .report import write_report
+from .report_dynamics import HEADING as DYNAMICS_HEADING
+from .report_dynamics import check_n_states, write_dynamics
 from .results_folder import (
     RESULTS_FILE,
     SETTINGS_FILE,
@@ -46,7 +48,12 @@ def _write_table(table, stem, stage):
 
 
 def write_comparison_report(
-    out_dir, parameters=None, paper=False, title="STCA vs ICA vs SDL", threshold=3.6
+    out_dir,
+    parameters=None,
+    paper=False,
+    title="STCA vs ICA vs SDL",
+    threshold=3.6,
+    n_states=None,
 ):
     """Write tables, figures and ``report.html`` from a folder filled by ``compare``.
 
@@ -67,6 +74,13 @@ def write_comparison_report(
     title : str, default="STCA vs ICA vs SDL"
     threshold : float, default=3.6
         z threshold of the maps in the matched-maps figures.
+    n_states : int, default=None
+        Number of brain states (at least 2) of each method in the "Dynamics" section, if
+        windows were scored: k-means on the windows' presence vectors (the IoU of each
+        template's matched map), all subjects of a method together. If None, each method's
+        number of states is the one of 2 to 8 (below its number of windows) with the best
+        silhouette, or 1 if all its windows have the same presence vector. A method with
+        fewer than 3 windows, or fewer than ``n_states``, gets a note instead of states.
 
     Returns
     -------
@@ -75,9 +89,14 @@ def write_comparison_report(
         ``table1_static.{csv,tsv,md,tex}``, ``table1_windows.*`` and ``table1_best_window.*``
         (if windows were scored; see the readings of :func:`~nilearn_stca.evaluation.table1`),
         ``paper_table1.md`` (if ``paper``), ``fig5_iou_over_windows.png``,
-        ``table1_static.png``, ``matched_maps_<method>.png`` (first subject's static maps)
-        and ``report.html``.
+        ``table1_static.png``, ``matched_maps_<method>.png`` (first subject's static maps),
+        if windows were scored the brain states' ``states_<method>.png``,
+        ``state_occupancy.png`` and ``states_metrics.tsv`` (per method, subject and state:
+        ``temporal_fraction``, ``persistence`` in windows, ``persistence_seconds`` if the
+        settings give ``t_r``, ``counts``, and the subject's ``transition_frequency``; see
+        :func:`~nilearn_stca.dynamics.state_metrics`), and ``report.html``.
     """
+    check_n_states(n_states)
     out_dir = Path(out_dir)
     if not (out_dir / RESULTS_FILE).is_file():
         raise ValueError(f"{out_dir} has no {RESULTS_FILE}: run compare(..., out_dir=) first.")
@@ -127,6 +146,17 @@ def write_comparison_report(
         plot_static_iou(results, kind="bar", output_file=stage(path))
         figures["IoU of the static maps per template (Table 1 as bars; mean ± sd)"] = path
         figures.update(_matched_maps_figures(out_dir, results[static], threshold, stage))
+        written_figures = list(figures.values())
+        sections = {}
+        if (~static).any():
+            dynamics = write_dynamics(
+                results, out_dir, stage, n_states=n_states, t_r=settings.get("t_r")
+            )
+            section = dynamics.section
+            section["figures"] = {c: staged[p] for c, p in section["figures"].items()}
+            sections[DYNAMICS_HEADING] = section
+            written_tables += dynamics.tables
+            written_figures += dynamics.figures
         write_report(
             report_file,
             results,
@@ -134,11 +164,12 @@ def write_comparison_report(
             figures={caption: str(staged[path]) for caption, path in figures.items()},
             parameters={**(parameters or {}), "comparison": settings},
             title=title,
+            sections=sections,
         )
     return {
         "report": out_dir / REPORT_FILE,
         "tables": written_tables,
-        "figures": list(figures.values()),
+        "figures": written_figures,
     }
 
 

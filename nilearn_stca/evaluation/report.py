@@ -91,17 +91,27 @@ def _summary(results):
     )
 
 
-def _sections(results, tables, figures, parameters):
+def _figure(caption, png):
+    return (
+        f'<figure><img src="data:image/png;base64,{png}" alt="{escape(caption)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _sections(results, tables, figures, sections, parameters):
     yield "<h2>Summary</h2>" + _summary(results)
     for name, table in tables.items():
         yield f"<h2>{escape(str(name))}</h2>" + table.to_html(border=0)
     if figures:
         yield "<h2>Figures</h2>"
     for caption, png in figures.items():
-        yield (
-            f'<figure><img src="data:image/png;base64,{png}" alt="{escape(caption)}">'
-            f"<figcaption>{escape(caption)}</figcaption></figure>"
-        )
+        yield _figure(caption, png)
+    for heading, section in sections.items():
+        yield f"<h2>{escape(str(heading))}</h2>"
+        yield from (f"<p>{escape(str(note))}</p>" for note in section.get("notes", []))
+        for name, table in section.get("tables", {}).items():
+            yield f"<h3>{escape(str(name))}</h3>" + table.to_html(border=0)
+        yield from (_figure(caption, png) for caption, png in section["figures"].items())
     text = json.dumps(parameters, indent=2, ensure_ascii=False, default=str)
     yield f"<h2>Parameters</h2><pre>{escape(text)}</pre>"
     yield "<h2>Software versions</h2>" + _list_items(software_versions().items())
@@ -114,6 +124,7 @@ def write_report(
     figures=None,
     parameters=None,
     title="STCA vs ICA vs SDL",
+    sections=None,
 ):
     """Write a comparison report as one self-contained HTML file.
 
@@ -131,6 +142,10 @@ def write_report(
     parameters : dict, default=None
         Parameters of the run, shown as JSON (values that are not JSON are shown as str).
     title : str, default="STCA vs ICA vs SDL"
+    sections : dict of str to dict, default=None
+        More sections after the figures, by heading (e.g. ``"Dynamics"``), each a dict with
+        any of ``notes`` (list of str, shown as paragraphs), ``tables`` (as ``tables``) and
+        ``figures`` (as ``figures``).
 
     Returns
     -------
@@ -143,7 +158,11 @@ def write_report(
     """
     output_file = Path(output_file)
     figures = _read_figures(figures or {})
-    body = "\n".join(_sections(results, tables or {}, figures, parameters or {}))
+    sections = {
+        heading: {**section, "figures": _read_figures(section.get("figures", {}))}
+        for heading, section in (sections or {}).items()
+    }
+    body = "\n".join(_sections(results, tables or {}, figures, sections, parameters or {}))
     document = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
