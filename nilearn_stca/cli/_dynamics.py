@@ -97,7 +97,7 @@ def _run_states(args, argv):
     columns = [c for c in ("temporal_fraction", "persistence", "counts") if c in result.metrics]
     summary = result.metrics.groupby(["method", "state"])[columns].mean()
     print("States per method (mean over subjects; persistence in windows)")
-    print(summary.round(3).to_markdown())
+    print(summary.round(3).reset_index().to_markdown(index=False))
     print(f"\nstates: {args.out}")
 
 
