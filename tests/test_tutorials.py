@@ -48,12 +48,23 @@ def _check_nipype(text):
     assert means and 0 <= float(means[0]) <= 1
 
 
+def _check_states(text):
+    sums = _numbers(r"occupancy sums to ([\d.]+)", text)
+    assert len(sums) == 6 and all(total == 1.0 for total in sums)  # 3 methods x 2 subjects
+    best = _numbers(r"best from the presence vectors: \w+, adjusted Rand index ([-\d.]+)", text)
+    assert best[0] >= 0.4  # SDL: measured 0.63 (ICA 0.00, STCA 0.24)
+    table = text.split("States from the presence vectors:")[1].split("sweeps and map states")[0]
+    shuffled = _numbers(r"\| (?:ICA|SDL|STCA)\s+(?:\|\s+[-\d.]+\s+){2}\|\s+([-\d.]+) \|", table)
+    assert len(shuffled) == 3 and max(shuffled) < 0.2  # chance level: measured 0.03 at most
+
+
 #: What each tutorial must print, beyond running without an error.
 CHECKS = {
     "01_drop_in_for_canica": _check_drop_in,
     "02_dynamic_fbns": _check_dynamic,
     "03_method_comparison": _check_comparison,
     "04_nipype_workflow": _check_nipype,
+    "05_brain_states": _check_states,
 }
 
 
