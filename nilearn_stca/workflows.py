@@ -15,17 +15,21 @@ from nipype.interfaces import utility as niu
 from nipype.interfaces.io import DataSink
 from nipype.pipeline import engine as pe
 
+from ._workflow_nodes import (
+    METHOD_INTERFACES,
+    add_cell,
+    add_states,
+    new_workflow,
+    prepare_node,
+    subject_nodes,
+)
 from .evaluation.bids import subject_labels
 from .evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS
 from .evaluation.metrics import check_strategy
 from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
-from .interfaces import ComparisonReport, EvaluateIoU, PrepareComparison
-from .methods import METHOD_REGISTRY
+from .interfaces import ComparisonReport
 
 __all__ = ["METHOD_INTERFACES", "init_comparison_wf"]
-
-#: The interface of each method name of :func:`~nilearn_stca.evaluation.compare`.
-METHOD_INTERFACES = {name: method.node_class() for name, method in METHOD_REGISTRY.items()}
 
 #: Inputs of the method nodes that the workflow sets itself, on top of ``compare``'s own.
 _WORKFLOW_INPUTS = ("in_files", "mask_file", "confounds_files", "windows", "sweep_stride")
@@ -91,12 +95,6 @@ def _node_settings(interface):
     return {type(interface).__name__: {k: v for k, v in inputs.items() if k not in _DATA}}
 
 
-def _subject_run(subject, subjects, in_files, confounds_files):
-    """The run (and confounds file, or None) of one subject: a nipype Function node."""
-    i = subjects.index(subject)
-    return in_files[i], None if confounds_files is None else confounds_files[i]
-
-
 def _check_files(in_files, confounds_files, mask_file, templates):
     """Every file argument as absolute paths (nodes run in their own folders)."""
     in_files = _absolute_files(in_files, "in_files")
@@ -111,77 +109,6 @@ def _check_files(in_files, confounds_files, mask_file, templates):
     if templates != "smith2009":
         (templates,) = _absolute_files(templates, "templates")
     return in_files, confounds_files, mask_file, templates
-
-
-def _new_workflow(name, base_dir):
-    wf = pe.Workflow(name=name)
-    if base_dir is not None:
-        wf.base_dir = str(Path(base_dir).resolve())
-        wf.config["execution"]["crashdump_dir"] = str(Path(wf.base_dir) / "crash")
-    # Keep every node's outputs (STCA's model, the FBNs), not only those used downstream.
-    wf.config["execution"]["remove_unnecessary_outputs"] = False
-    return wf
-
-
-def _prepare_node(in_files, mask_file, templates, template_threshold, template_names):
-    prepare = pe.Node(
-        PrepareComparison(
-            in_files=in_files, templates=templates, template_threshold=template_threshold
-        ),
-        name="prepare",
-    )
-    if mask_file is not None:
-        prepare.inputs.mask_file = mask_file
-    if template_names is not None:
-        prepare.inputs.template_names = list(template_names)
-    return prepare
-
-
-def _subject_nodes(wf, labels, in_files, confounds_files):
-    """``subjects`` (iterating over the labels) and ``run`` (each label's files)."""
-    subject_node = pe.Node(niu.IdentityInterface(fields=["subject"]), name="subjects")
-    subject_node.iterables = [("subject", labels)]
-    run = pe.Node(
-        niu.Function(
-            input_names=["subject", "subjects", "in_files", "confounds_files"],
-            output_names=["in_file", "confounds_file"],
-            function=_subject_run,
-        ),
-        name="run",
-        run_without_submitting=True,
-    )
-    run.inputs.trait_set(subjects=labels, in_files=in_files, confounds_files=confounds_files)
-    wf.connect(subject_node, "subject", run, "subject")
-    return {"subjects": subject_node, "run": run}
-
-
-def _add_cell(wf, nodes, index, method, inputs, scoring):
-    """One method's nodes: its fit and maps, then their scores, per subject."""
-    decompose = pe.Node(METHOD_INTERFACES[method](**inputs), name=method)
-    evaluate = pe.Node(
-        # The templates of ``prepare`` are binary already: 0.5 keeps them as they are.
-        EvaluateIoU(method=method, template_threshold=0.5, **scoring),
-        name=f"{method}_iou",
-    )
-    prepare, run = nodes["prepare"], nodes["run"]
-    links = [
-        (run, "in_file", decompose, "in_files"),
-        (prepare, "mask_file", decompose, "mask_file"),
-        (nodes["subjects"], "subject", evaluate, "subject"),
-        (prepare, "mask_file", evaluate, "mask_file"),
-        (prepare, "templates_file", evaluate, "templates"),
-        (prepare, "template_names", evaluate, "template_names"),
-        (decompose, "components_file", evaluate, "components_file"),
-        (decompose, "fit_seconds", evaluate, "fit_seconds"),
-        (evaluate, "out_csv", nodes["cells"], f"in{index}"),
-        (decompose, "components_file", nodes["maps"], f"in{index}"),
-    ]
-    if run.inputs.confounds_files is not None:
-        links.append((run, "confounds_file", decompose, "confounds_files"))
-    if inputs["windows"]:
-        links.append((decompose, "windows_dir", evaluate, "windows_dir"))
-    for link in links:
-        wf.connect(*link)
 
 
 def _absolute_files(files, name):
@@ -218,6 +145,10 @@ def init_comparison_wf(
     random_state=0,
     parameters=None,
     paper=False,
+    states=False,
+    n_states=None,
+    state_features="maps",
+    t_r=None,
 ):
     """Build the comparison of :func:`~nilearn_stca.evaluation.compare` as a nipype workflow.
 
@@ -237,7 +168,11 @@ def init_comparison_wf(
       ``comparison.json`` (the workflow's settings), ``templates.nii.gz``,
       ``maps/<subject>_<method>.nii.gz``, then Table 1, figures and ``report.html``
       (:func:`~nilearn_stca.evaluation.write_comparison_report`), inside its node folder.
-    - ``sink`` (:class:`~nipype.interfaces.io.DataSink`) copies that folder to ``out_dir``.
+    - with ``states``, ``ica_states``, ... (:class:`~nilearn_stca.interfaces.States`, a
+      JoinNode over the subjects): each method's brain states, found jointly across the
+      subjects' window sweeps (:func:`~nilearn_stca.state_outputs.write_states`).
+    - ``sink`` (:class:`~nipype.interfaces.io.DataSink`) copies that folder to ``out_dir``,
+      and each method's states folder to ``<out_dir>/states/<method>``.
 
     With the same settings, ``results.csv`` holds the rows of ``compare`` (same order and
     numbers), except ``runtime``: the fit's seconds on static rows, NaN on window rows.
@@ -285,6 +220,15 @@ def init_comparison_wf(
         Shown in the report (e.g. the command line).
     paper : bool, default=False
         Add the paper's Table 1 beside ours in the report.
+    states : bool, default=False
+        Add the states step of each method (needs ``windows``).
+    n_states : int, default=None
+        Number of states of every method; if None, each method's best silhouette.
+    state_features : {"maps", "presence"}, default="maps"
+        What k-means groups: the windows' FBN maps, or the presence of the ``templates``
+        (see :func:`~nilearn_stca.state_outputs.write_states`).
+    t_r : float, default=None
+        Repetition time in seconds: with it, dwell times are also given in seconds.
 
     Returns
     -------
@@ -309,6 +253,12 @@ def init_comparison_wf(
     """
     methods = _check_methods(methods)
     check_strategy(strategy)
+    if states and not windows:
+        raise ValueError(
+            "states=True finds states in the window maps: keep windows=True, or drop states."
+        )
+    if state_features not in ("maps", "presence"):
+        raise ValueError(f"state_features must be 'maps' or 'presence', got {state_features!r}.")
     params = _check_method_params(method_params, methods)
     in_files, confounds_files, mask_file, templates = _check_files(
         in_files, confounds_files, mask_file, templates
@@ -337,18 +287,20 @@ def init_comparison_wf(
         "strategy": strategy,
         **shared,
     }
+    if states:
+        settings["states"] = {"n_states": n_states, "features": state_features, "t_r": t_r}
 
-    wf = _new_workflow(name, base_dir)
-    prepare = _prepare_node(in_files, mask_file, templates, template_threshold, template_names)
+    wf = new_workflow(name, base_dir)
+    prepare = prepare_node(in_files, mask_file, templates, template_threshold, template_names)
     nodes = {
         "prepare": prepare,
-        **_subject_nodes(wf, labels, in_files, confounds_files),
+        **subject_nodes(wf, labels, in_files, confounds_files),
         "cells": pe.Node(niu.Merge(len(methods)), name="cells", run_without_submitting=True),
         "maps": pe.Node(niu.Merge(len(methods)), name="maps", run_without_submitting=True),
     }
     scoring = {"threshold": threshold, "strategy": strategy}
     for i, method in enumerate(methods, start=1):
-        _add_cell(wf, nodes, i, method, inputs[method], scoring)
+        add_cell(wf, nodes, i, method, inputs[method], scoring)
 
     out_dir = Path(out_dir).resolve()
     report = pe.JoinNode(
@@ -373,4 +325,15 @@ def init_comparison_wf(
         run_without_submitting=True,
     )
     wf.connect(report, "out_dir", sink, "@report")
+    if states:
+        states_inputs = {"features": state_features, "random_state": random_state}
+        if state_features == "presence":
+            # The templates of ``prepare`` are binary already: 0.5 keeps them as they are.
+            states_inputs.update(template_threshold=0.5, strategy=strategy)
+        if n_states is not None:
+            states_inputs["n_states"] = n_states
+        if t_r is not None:
+            states_inputs["t_r"] = t_r
+        for method in methods:
+            add_states(wf, nodes, method, states_inputs, sink, out_dir.name)
     return wf

@@ -18,6 +18,8 @@ LIGHT = [
     "nilearn_stca.methods",
     "nilearn_stca.dynamics",
     "nilearn_stca.stability",
+    "nilearn_stca.state_outputs",
+    "nilearn_stca.evaluation.report_dynamics",
 ]
 
 

@@ -10,6 +10,10 @@ around the estimator of the Python API, so a node gives exactly what the estimat
   z-maps, the binary FBNs and, window by window, the maps of every sliding window.
 - :class:`EvaluateIoU` matches such maps to resting-state network templates by IoU, as
   :func:`~nilearn_stca.evaluation.compare` does, and writes the rows of its table.
+- :class:`States` finds brain states in window sweeps
+  (:func:`~nilearn_stca.state_outputs.write_states`) and :class:`Stability` refits a method
+  with other seeds and scores how stable each map is
+  (:func:`~nilearn_stca.stability.stability`).
 - :class:`PrepareComparison` and :class:`ComparisonReport` are the first and last steps of
   :func:`~nilearn_stca.workflows.init_comparison_wf`: one mask and one set of binary templates
   for every node, then ``compare``'s output folder and report, written inside the node's
@@ -29,6 +33,7 @@ run (``windows_dir`` of a single-run node, or one ``run-*`` subfolder).
 
 from .._checks import read_confounds
 from .comparison_steps import ComparisonReport, EvaluateIoU, PrepareComparison
+from .dynamics import Stability, States
 from .methods import ICA, SDL, STCA
 
 __all__ = [
@@ -38,5 +43,7 @@ __all__ = [
     "ComparisonReport",
     "EvaluateIoU",
     "PrepareComparison",
+    "Stability",
+    "States",
     "read_confounds",
 ]

@@ -227,6 +227,18 @@ class PrepareComparison(SimpleInterface):
         return runtime
 
 
+def node_folder(runtime, name):
+    """The folder ``name`` inside the node's working folder, where a node writes its output
+    folder (a :class:`~nipype.interfaces.io.DataSink` places it): never a path outside."""
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ValueError(
+            f"out_dir={name!r} must be a folder name inside the node's working folder (e.g. "
+            "'comparison'); connect out_dir to a DataSink to place it."
+        )
+    return Path(runtime.cwd) / path
+
+
 def _files_or_lists(desc):
     """A list of files, or of lists of files (what a JoinNode collects from Merge nodes)."""
     item = traits.Either(File(exists=True), traits.List(File(exists=True)))
@@ -287,13 +299,7 @@ class ComparisonReport(SimpleInterface):
 
     def _run_interface(self, runtime):
         inputs = self.inputs
-        name = Path(inputs.out_dir)
-        if name.is_absolute() or ".." in name.parts or not name.parts:
-            raise ValueError(
-                f"out_dir={inputs.out_dir!r} must be a folder name inside the node's working "
-                "folder (e.g. 'comparison'); connect out_dir to a DataSink to place it."
-            )
-        out_dir = Path(runtime.cwd) / name
+        out_dir = node_folder(runtime, inputs.out_dir)
         (out_dir / "maps").mkdir(parents=True, exist_ok=True)
         tables = [read_results(path) for path in _flatten(inputs.in_csvs)]
         settings = inputs.settings if isdefined(inputs.settings) else {}
