@@ -35,11 +35,15 @@ def plot_states(states, title=None, output_file=None):
     n_states = states.n_states
     has_profiles = "centroids" in states
     ratios = [1.2, 2, 1] if has_profiles else [2, 1]
+    subjects = list(states.sequences)
+    # Tall enough for the template names below the profiles and a square transition map.
+    height = max(4.5 if has_profiles else 3.5, 0.5 + 0.3 * len(subjects), 1.5 + 0.4 * n_states)
     figure, axes = plt.subplots(
         1,
         len(ratios),
-        figsize=(15 if has_profiles else 11, 3.2),
+        figsize=(15 if has_profiles else 11, height),
         gridspec_kw={"width_ratios": ratios},
+        layout="constrained",
     )
     sequences, transitions = axes[-2:]
     if has_profiles:
@@ -49,7 +53,6 @@ def plot_states(states, title=None, output_file=None):
         )
         profiles.set(title="State profiles", xlabel="template", ylabel="state")
 
-    subjects = list(states.sequences)
     palette = sns.color_palette("tab10", n_states)
     for row, subject in enumerate(subjects):
         starts, labels = states.starts[subject], states.sequences[subject]
@@ -67,12 +70,19 @@ def plot_states(states, title=None, output_file=None):
     counts = sum(transition_counts(states.sequences[s], n_states) for s in subjects)
     pooled = transition_probability(counts)
     sns.heatmap(
-        pooled, ax=transitions, annot=True, fmt=".2f", cmap="mako", vmin=0, vmax=1, square=True
+        pooled,
+        ax=transitions,
+        annot=n_states <= 6,  # more numbers than that do not fit in their cells
+        fmt=".2f",
+        annot_kws={"size": 8},
+        cmap="mako",
+        vmin=0,
+        vmax=1,
+        square=True,
     )
     transitions.set(title="Transition probability", xlabel="to", ylabel="from")
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     _save(figure, output_file)
     return figure
 
