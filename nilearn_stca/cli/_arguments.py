@@ -47,18 +47,21 @@ def _integer(value):
         raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
 
 
-def _positive_int(value):
-    number = _integer(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
+def _integer_at_least(minimum, unit=""):
+    """An argparse type: an integer of at least ``minimum`` (``unit`` names it in errors)."""
+
+    def parse(value):
+        number = _integer(value)
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{unit}, got {value}")
+        return number
+
+    return parse
 
 
-def _window_length(value):
-    number = _integer(value)
-    if number < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2 scans, got {value}")
-    return number
+_positive_int = _integer_at_least(1)
+_window_length = _integer_at_least(2, " scans")
+_at_least_two = _integer_at_least(2)
 
 
 def _n_jobs(value):
@@ -131,13 +134,6 @@ def _json_object(value):
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r}")
     return parsed
-
-
-def _at_least_two(value):
-    number = _integer(value)
-    if number < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2, got {value}")
-    return number
 
 
 def _positive_float(value):
