@@ -11,7 +11,8 @@
    Printed: the time of each, the windows mapped, the run's reads from disk and maskings,
    and whether both give the same static and window maps (SHA-256 of every array).
 2. ``compare`` on the same run with the three methods (windows scored every
-   ``--sweep-stride`` scans): the run's reads from disk and maskings, in all and per method.
+   ``--sweep-stride`` scans): the run's reads from disk and maskings, in all and per method,
+   and the share of each method's time spent masking (resampling, smoothing, cleaning).
 
 Run from the repository root::
 
@@ -50,7 +51,10 @@ def parse_args(argv=None):
 
 
 class Counters:
-    """Counts, in this process, the run's reads from disk, its maskings and STCA's windows."""
+    """Counts, in this process, the run's reads from disk, its maskings and STCA's windows.
+
+    ``masking_seconds`` adds up the time spent in nilearn's ``filter_and_mask``.
+    """
 
     def __init__(self):
         import nilearn._utils.niimg as niimg
@@ -60,6 +64,7 @@ class Counters:
         import nilearn_stca.stca.decomposition as decomposition
 
         self.reads = self.maskings = self.windows = 0
+        self.masking_seconds = 0.0
 
         def count(name, function):
             def counted(*args, **kwargs):
@@ -68,12 +73,22 @@ class Counters:
 
             return counted
 
+        def timed(function):
+            def timed_call(*args, **kwargs):
+                tic = time.perf_counter()
+                try:
+                    return function(*args, **kwargs)
+                finally:
+                    self.masking_seconds += time.perf_counter() - tic
+
+            return timed_call
+
         load = niimg.load
         niimg.load = lambda path, *a, **k: (
             count("reads", load)(path, *a, **k) if str(path).endswith(".nii") else load(path)
         )
-        masker.filter_and_mask = count("maskings", masker.filter_and_mask)
-        multi_masker.filter_and_mask = count("maskings", multi_masker.filter_and_mask)
+        masker.filter_and_mask = timed(count("maskings", masker.filter_and_mask))
+        multi_masker.filter_and_mask = timed(count("maskings", multi_masker.filter_and_mask))
         logits = decomposition.iter_attention_logits
 
         def counted_logits(*args, **kwargs):
@@ -84,7 +99,12 @@ class Counters:
         decomposition.iter_attention_logits = counted_logits
 
     def snapshot(self):
-        return {"reads": self.reads, "maskings": self.maskings, "windows": self.windows}
+        return {
+            "reads": self.reads,
+            "maskings": self.maskings,
+            "windows": self.windows,
+            "masking_seconds": self.masking_seconds,
+        }
 
 
 def stca_path(path, func_file, mask_img, args):
@@ -124,10 +144,11 @@ def compare_counts(func_file, mask_img, sim, args):
     run_cell = comparison._run_cell
 
     def counted_cell(plan, subject, method, *rest):
-        before = counters.snapshot()
+        before, tic = counters.snapshot(), time.perf_counter()
         rows = run_cell(plan, subject, method, *rest)
         after = counters.snapshot()
         per_method[method] = {key: after[key] - before[key] for key in after}
+        per_method[method]["seconds"] = time.perf_counter() - tic
         return rows
 
     comparison._run_cell = counted_cell
@@ -179,10 +200,17 @@ def main(argv=None):
         f"and window maps: {same}"
     )
     print(f"\ncompare, one subject, three methods, windows every {args.sweep_stride} scans:\n")
-    print("| | reads of the run | maskings of the run | STCA windows mapped |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| | reads of the run | maskings of the run | STCA windows mapped | seconds | of "
+        "which masking | masking share |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for method, row in counts["per_method"].items():
-        print(f"| {method} | {row['reads']} | {row['maskings']} | {row['windows']} |")
+        print(
+            f"| {method} | {row['reads']} | {row['maskings']} | {row['windows']} | "
+            f"{row['seconds']:.1f} | {row['masking_seconds']:.1f} | "
+            f"{row['masking_seconds'] / row['seconds']:.1%} |"
+        )
     total = counts["total"]
     print(
         f"| all (with compare's checks) | {total['reads']} | {total['maskings']} | "
