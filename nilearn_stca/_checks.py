@@ -51,6 +51,23 @@ def pair_with_confounds(imgs, confounds):
     return list(zip(imgs, confounds, strict=True))
 
 
+def repetition_time(imgs):
+    """The repetition time (s) the runs' NIfTI headers give, if they all give the same one.
+
+    The fourth zoom, in the header's time unit (seconds or milliseconds); None where a
+    header gives no time unit or a zoom <= 0, or where the runs disagree.
+    """
+    values = set()
+    for img in imgs:
+        header = img.header
+        zooms = header.get_zooms()
+        unit = header.get_xyzt_units()[1] if hasattr(header, "get_xyzt_units") else "unknown"
+        if len(zooms) < 4 or unit not in ("sec", "msec") or not zooms[3] > 0:
+            return None
+        values.add(round(float(zooms[3]) / (1000.0 if unit == "msec" else 1.0), 6))
+    return values.pop() if len(values) == 1 else None
+
+
 def load_4d_run(img, name, window_length):
     """Load one run, checking that it is 4D, at least one window long and finite."""
     img = load_img(img)

@@ -11,10 +11,12 @@ computes the nodes that did not finish, or whose inputs changed.
 
 from pathlib import Path
 
+import nibabel as nib
 from nipype.interfaces import utility as niu
 from nipype.interfaces.io import DataSink
 from nipype.pipeline import engine as pe
 
+from ._checks import repetition_time
 from ._workflow_nodes import (
     METHOD_INTERFACES,
     add_cell,
@@ -228,7 +230,9 @@ def init_comparison_wf(
         What k-means groups: the windows' FBN maps, or the presence of the ``templates``
         (see :func:`~nilearn_stca.state_outputs.write_states`).
     t_r : float, default=None
-        Repetition time in seconds: with it, dwell times are also given in seconds.
+        Repetition time in seconds, for the dwell times in seconds of the states and of the
+        report's Dynamics section; if None, the one the runs' NIfTI headers agree on (none
+        if they give no time unit).
 
     Returns
     -------
@@ -264,6 +268,8 @@ def init_comparison_wf(
         in_files, confounds_files, mask_file, templates
     )
     labels = subject_labels(in_files, subjects)
+    if t_r is None:
+        t_r = repetition_time([nib.load(path) for path in in_files])  # headers only
     shared = {
         "n_components": n_components,
         "random_state": random_state,
@@ -286,9 +292,10 @@ def init_comparison_wf(
         "template_names": None if template_names is None else list(template_names),
         "strategy": strategy,
         **shared,
+        "t_r": t_r,
     }
     if states:
-        settings["states"] = {"n_states": n_states, "features": state_features, "t_r": t_r}
+        settings["states"] = {"n_states": n_states, "features": state_features}
 
     wf = new_workflow(name, base_dir)
     prepare = prepare_node(in_files, mask_file, templates, template_threshold, template_names)

@@ -2,11 +2,13 @@ import json
 import warnings
 from html import unescape
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 from nilearn.masking import apply_mask
 
+from nilearn_stca._checks import repetition_time
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.evaluation import (
     compare,
@@ -339,6 +341,24 @@ def test_tables_and_report(compared):
     assert "Liu et al." in html and '"note": "test"' in html
     assert (out_dir / "table1_windows.tex").is_file()
     assert pd.read_csv(out_dir / "table1_static.csv", header=[0, 1], index_col=0).shape == (4, 6)
+    # The runs' headers give the repetition time: the dwell times are also in seconds.
+    t_r = json.loads((out_dir / "comparison.json").read_text())["t_r"]
+    assert t_r == pytest.approx(0.72)  # the simulator's
+    metrics = pd.read_csv(out_dir / "states_metrics.tsv", sep="\t")
+    step = int(np.diff(sorted(results.loc[results.window != "static", "window"].unique()))[0])
+    np.testing.assert_allclose(metrics.persistence_seconds, metrics.persistence * step * t_r)
+
+
+def test_repetition_time_from_the_headers(sim):
+    img = sim.func[0]
+    assert repetition_time(sim.func) == pytest.approx(float(img.header.get_zooms()[3]))
+    in_ms = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine)
+    in_ms.header.set_zooms((*img.header.get_zooms()[:3], 1500.0))
+    in_ms.header.set_xyzt_units("mm", "msec")
+    assert repetition_time([in_ms]) == pytest.approx(1.5)
+    assert repetition_time([img, in_ms]) is None  # runs that disagree
+    no_unit = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine)  # units 'unknown'
+    assert repetition_time([no_unit]) is None
 
 
 def test_paper_constants_are_the_means_of_the_papers_table1():

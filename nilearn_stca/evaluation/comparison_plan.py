@@ -25,6 +25,7 @@ from .._checks import (
     check_runs_on_one_grid,
     load_4d_run,
     pair_with_confounds,
+    repetition_time,
 )
 from ..methods import METHOD_REGISTRY
 from ..stca.decomposition import STCADecomposition
@@ -201,6 +202,7 @@ def plan_comparison(
     labels = subject_labels([img for img, _ in pairs], subjects)
     loaded = [load_4d_run(img, f"imgs[{i}]", window_length) for i, (img, _) in enumerate(pairs)]
     n_scans = [img.shape[3] for img in loaded]
+    t_r = repetition_time(loaded)
     if mask_img is None:
         check_runs_on_one_grid(
             loaded,
@@ -267,6 +269,7 @@ def plan_comparison(
         "windows": bool(windows),
         "sweep_stride": sweep_stride,
         "strategy": strategy,
+        "t_r": t_r,  # from the headers; dwell times in seconds in the report's Dynamics
     }
     # Rows of a finished cell: one per template for the static maps and each scored window.
     stride = sweep_stride or window_stride
