@@ -11,6 +11,7 @@ import pytest
 from nilearn_stca import write_window_sweep
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.cli import main
+from nilearn_stca.state_outputs import write_states
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,27 @@ def test_states_of_the_templates_presence(inputs, tmp_path, capsys):
     assert profiles.shape == (2, 3) and list(profiles.columns) == ["label_1", "label_2", "label_3"]
 
 
+def test_states_of_template_maps_at_their_threshold(inputs, sim, tmp_path, capsys):
+    """The planted maps (scaled to 1) as 4D templates, at --template-threshold 0.5."""
+    maps_file = tmp_path / "maps.nii.gz"
+    sim.maps_img.to_filename(maps_file)
+    argv = ["states", *inputs["sweeps"], "--features", "presence", "--n-states", "2"]
+    argv += ["--templates", str(maps_file), "--template-threshold", "0.5", "--quiet"]
+    _run([*argv, "--out", str(tmp_path / "maps")], capsys)
+    expected = write_states(
+        inputs["sweeps"],
+        tmp_path / "direct",
+        n_states=2,
+        features="presence",
+        templates=str(maps_file),
+        template_threshold=0.5,
+    )
+    written = pd.read_csv(tmp_path / "maps" / "states_sequences.tsv", sep="\t")
+    pd.testing.assert_frame_equal(written, expected.sequences, check_dtype=False)
+    record = json.loads((tmp_path / "maps" / "states.json").read_text())
+    assert record["settings"]["template_threshold"] == 0.5
+
+
 @pytest.mark.filterwarnings("ignore:FastICA did not converge")
 def test_stability_writes_every_file(inputs, tmp_path, capsys):
     out = tmp_path / "out"
@@ -124,6 +146,11 @@ def _templates_without_presence(inputs, tmp_path):
     return [*argv, "--templates", inputs["atlas"]], "--templates is used by --features presence"
 
 
+def _template_threshold_without_presence(inputs, tmp_path):
+    argv = ["states", *inputs["sweeps"], "--out", str(tmp_path / "out")]
+    return [*argv, "--template-threshold", "0.5"], "--template-threshold is used by --features"
+
+
 def _negative_t_r(inputs, tmp_path):
     argv = ["states", *inputs["sweeps"], "--out", str(tmp_path / "out"), "--t-r", "-2"]
     return argv, "argument --t-r: must be a positive number, got -2"
@@ -168,6 +195,7 @@ CASES = [
     _one_state,
     _more_states_than_windows,
     _templates_without_presence,
+    _template_threshold_without_presence,
     _negative_t_r,
     _sweep_twice,
     _one_run,

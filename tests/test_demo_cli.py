@@ -328,6 +328,12 @@ def test_cli_paper_preset_settings(fmriprep_dir):
         ["compare", func, "--out", "o", "--preset", "paper", "--window-length", "30"]
     )
     assert _compare_kwargs(args)["window_length"] == 30  # explicit options win
+    args = build_parser().parse_args(["compare", func, "--out", "o"])
+    assert "template_threshold" not in _compare_kwargs(args)  # compare's own default
+    args = build_parser().parse_args(
+        ["compare", func, "--out", "o", "--template-threshold", "0.5"]
+    )
+    assert _compare_kwargs(args)["template_threshold"] == 0.5
 
 
 def test_cli_n_jobs_reaches_every_method(fmriprep_dir):

@@ -8,6 +8,7 @@ from ._arguments import (
     _json_object,
     _mask_file,
     _n_jobs,
+    _positive_float,
     _positive_int,
     _templates,
     _window_length,
@@ -68,6 +69,12 @@ def add_compare_parser(commands):
         "--sweep-stride", type=_positive_int, help="score every Nth window only (default: all)"
     )
     comp.add_argument("--threshold", type=float, help="z threshold of the maps (3.6)")
+    comp.add_argument(
+        "--template-threshold",
+        type=_positive_float,
+        help="threshold of 4D template maps (3.6, for z maps such as Smith 2009's; e.g. 0.5 "
+        "for maps scaled to 1)",
+    )
     comp.add_argument("--n-components", type=_positive_int, help="maps per method")
     comp.add_argument("--n-epochs", type=_positive_int, help="STCA's passes over the windows")
     comp.add_argument("--device", help="STCA's device: auto (default), cpu or cuda")
@@ -144,6 +151,7 @@ def _compare_kwargs(args):
         "window_stride": args.window_stride,
         "sweep_stride": args.sweep_stride,
         "threshold": args.threshold,
+        "template_threshold": args.template_threshold,
         "n_components": args.n_components,
     }
     kwargs.update({key: value for key, value in given.items() if value is not None})

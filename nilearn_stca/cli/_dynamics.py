@@ -48,6 +48,11 @@ def add_states_parser(commands):
         type=_templates,
         help="with --features presence: 'smith2009' (default), a 4D map image or a 3D atlas",
     )
+    states.add_argument(
+        "--template-threshold",
+        type=_positive_float,
+        help="with --features presence: threshold of 4D template maps (3.6)",
+    )
     states.add_argument("--t-r", type=_positive_float, help="repetition time, in seconds")
     states.add_argument("--seed", type=_integer, default=0, help="seed of k-means (0)")
     states.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -80,16 +85,27 @@ def add_stability_parser(commands):
 
 def _run_states(args, argv):
     del argv  # states.json records the settings
+    from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
     from ..state_outputs import write_states
 
-    if args.templates is not None and args.features != "presence":
-        raise ValueError("--templates is used by --features presence only: leave it out.")
+    if args.features != "presence":
+        for given, option in (
+            (args.templates, "--templates"),
+            (args.template_threshold, "--template-threshold"),
+        ):
+            if given is not None:
+                raise ValueError(f"{option} is used by --features presence only: leave it out.")
     result = write_states(
         [str(path) for path in args.sweeps],
         args.out,
         n_states=args.n_states,
         features=args.features,
         templates=(args.templates or "smith2009") if args.features == "presence" else None,
+        template_threshold=(
+            DEFAULT_TEMPLATE_THRESHOLD
+            if args.template_threshold is None
+            else args.template_threshold
+        ),
         t_r=args.t_r,
         random_state=args.seed,
         verbose=0 if args.quiet else 1,
