@@ -120,3 +120,24 @@ def header(n_threads, description=""):
 def mib(value):
     """A MiB count for a table, '-' where it could not be measured."""
     return "-" if value is None else f"{value:.0f}"
+
+
+def stca_fitted_briefly(func_file, mask_img, n_components, window_length=40):
+    """STCA fitted on the first ``window_length + 1`` scans (two training steps): for the
+    memory benchmarks, where what the weights learned does not matter."""
+    import warnings
+
+    from nilearn.image import index_img
+
+    from nilearn_stca import STCADecomposition
+
+    estimator = STCADecomposition(
+        n_components=n_components,
+        window_length=window_length,
+        mask=mask_img,
+        device="cpu",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(index_img(func_file, slice(0, window_length + 1)))

@@ -32,6 +32,7 @@ from ._common import (
     mib,
     paper_mask_img,
     reset_window_peak,
+    stca_fitted_briefly,
     window_peak_mib,
 )
 
@@ -55,15 +56,10 @@ def parse_args(argv=None):
 
 def write_sweep(func_file, mask_img, n_windows, n_components, sweep_dir):
     """Child process: fit STCA on 41 scans, then write the sweep of ``n_windows`` windows."""
-    from nilearn_stca import STCADecomposition, write_window_sweep
+    from nilearn_stca import write_window_sweep
 
     default_threads()
-    estimator = STCADecomposition(
-        n_components=n_components, mask=mask_img, device="cpu", random_state=0
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator.fit(index_img(func_file, slice(0, WINDOW_LENGTH + 1)))
+    estimator = stca_fitted_briefly(func_file, mask_img, n_components, WINDOW_LENGTH)
     run = index_img(func_file, slice(0, n_windows + WINDOW_LENGTH - 1))
     return len(write_window_sweep(estimator, run, sweep_dir))
 

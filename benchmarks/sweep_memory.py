@@ -16,12 +16,11 @@ Run from the repository root::
 import argparse
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 from nilearn.image import index_img
 
-from nilearn_stca import STCADecomposition, write_window_sweep
+from nilearn_stca import write_window_sweep
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 
 from ._common import (
@@ -32,6 +31,7 @@ from ._common import (
     mib,
     paper_mask_img,
     reset_window_peak,
+    stca_fitted_briefly,
     window_peak_mib,
 )
 
@@ -56,12 +56,7 @@ def parse_args(argv=None):
 def sweep_peak(func_file, mask_img, n_windows, n_components, work_dir):
     """Child process: fit on 41 scans, then sweep ``n_windows`` windows; peak RSS, time."""
     default_threads()
-    estimator = STCADecomposition(
-        n_components=n_components, mask=mask_img, device="cpu", random_state=0
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator.fit(index_img(func_file, slice(0, WINDOW_LENGTH + 1)))
+    estimator = stca_fitted_briefly(func_file, mask_img, n_components, WINDOW_LENGTH)
     resettable = reset_window_peak()
     tic = time.perf_counter()
     sweep = write_window_sweep(
