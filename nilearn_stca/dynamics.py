@@ -24,6 +24,7 @@ __all__ = [
     "presence_table",
     "score_states",
     "state_metrics",
+    "state_metrics_table",
 ]
 
 
@@ -130,6 +131,39 @@ def state_metrics(sequence, n_states=None, t_r=None, step=1):
             columns=pd.Index(states, name="to"),
         ),
     )
+
+
+def state_metrics_table(states, method, t_r=None, step=1):
+    """:func:`state_metrics` of every subject of a states fit, one row per subject and state.
+
+    Parameters
+    ----------
+    states : sklearn.utils.Bunch
+        The result of :func:`fit_states` or :func:`fit_map_states`.
+    method : str
+        Written in the ``method`` column.
+    t_r : float, default=None
+        Repetition time in seconds: with it, ``persistence_seconds``.
+    step : int or dict of {str: int}, default=1
+        Scans between consecutive windows, for all subjects or per subject.
+
+    Returns
+    -------
+    metrics : pandas.DataFrame
+        Columns ``method``, ``subject``, ``state``, then the ``per_state`` columns of
+        :func:`state_metrics` and the subject's ``transition_frequency`` (the same on each
+        of its rows).
+    """
+    tables = []
+    for subject, sequence in states.sequences.items():
+        subject_step = step[subject] if isinstance(step, dict) else step
+        measured = state_metrics(sequence, states.n_states, t_r=t_r, step=subject_step)
+        table = measured.per_state.reset_index()
+        table.insert(0, "subject", subject)
+        table.insert(0, "method", method)
+        table["transition_frequency"] = measured.transition_frequency
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 # ---------------------------------------------------------------------- states from windows

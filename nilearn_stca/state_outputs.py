@@ -18,7 +18,13 @@ from tqdm.auto import tqdm
 from ._map_states import check_n_states
 from ._run_folder import check_run_folder, run_files
 from ._sweep_groups import check_one_mask, group_sweeps
-from .dynamics import fit_map_states, fit_states, state_metrics
+from .dynamics import (
+    fit_map_states,
+    fit_states,
+    state_metrics_table,
+    transition_counts,
+    transition_probability,
+)
 from .evaluation.metrics import check_strategy, score_maps
 from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
 from .sweep import WindowSweep, load_window_sweep
@@ -103,24 +109,23 @@ def _describe(templates):
 # ---------------------------------------------------------------------- tables
 def _tables(method, states, steps, t_r):
     """Per subject: the state of each window, the metrics, the transition probabilities."""
-    sequences, metrics, transitions = [], [], []
     seconds = [] if t_r is None else ["persistence_seconds"]
     columns = ["method", "subject", "state", "temporal_fraction", "persistence", *seconds]
     columns += ["counts", "transition_frequency"]
+    sequences, transitions = [], []
     for subject, sequence in states.sequences.items():
         where = {"method": method, "subject": subject}
         sequences.append(
             pd.DataFrame({**where, "window": states.starts[subject], "state": sequence})
         )
-        measured = state_metrics(sequence, states.n_states, t_r=t_r, step=steps[subject])
-        per_state = measured.per_state.reset_index()
-        per_state["transition_frequency"] = measured.transition_frequency
-        metrics.append(per_state.assign(**where)[columns])
-        probability = measured.transition_probability.stack(future_stack=True)
-        transitions.append(probability.rename("probability").reset_index().assign(**where))
+        probability = transition_probability(transition_counts(sequence, states.n_states))
+        index = pd.MultiIndex.from_product([range(states.n_states)] * 2, names=["from", "to"])
+        transitions.append(
+            pd.DataFrame({**where, "probability": probability.ravel()}, index=index).reset_index()
+        )
     return (
         pd.concat(sequences, ignore_index=True),
-        pd.concat(metrics, ignore_index=True),
+        state_metrics_table(states, method, t_r, steps)[columns],
         pd.concat(transitions, ignore_index=True)[
             ["method", "subject", "from", "to", "probability"]
         ],

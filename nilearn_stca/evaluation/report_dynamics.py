@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ..dynamics import fit_states, presence_table, state_metrics
+from ..dynamics import fit_states, presence_table, state_metrics_table
 from .state_figures import plot_occupancy, plot_states
 from .tables import METHOD_NAMES, is_static
 
@@ -99,24 +99,6 @@ def _one_state(presence):
     )
 
 
-def states_metrics(states, method, t_r=None, step=1):
-    """One row per subject and state: the metrics of :func:`~nilearn_stca.dynamics.state_metrics`.
-
-    Columns: ``method``, ``subject``, ``state``, ``temporal_fraction``, ``persistence`` (in
-    windows), ``persistence_seconds`` (with ``t_r``), ``counts`` and the subject's
-    ``transition_frequency`` (the same on each of its rows).
-    """
-    tables = []
-    for subject, sequence in states.sequences.items():
-        metrics = state_metrics(sequence, n_states=states.n_states, t_r=t_r, step=step)
-        table = metrics.per_state.reset_index()
-        table.insert(0, "subject", subject)
-        table.insert(0, "method", method)
-        table["transition_frequency"] = metrics.transition_frequency
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
-
-
 def _window_step(states):
     """Scans between consecutive scored windows (1 if no subject has two windows)."""
     steps = [np.diff(starts) for starts in states.starts.values() if len(starts) > 1]
@@ -170,7 +152,8 @@ def write_dynamics(results, out_dir, stage, n_states=None, t_r=None, random_stat
         paths), ``tables`` and ``figures`` (the paths written). Written:
         ``states_<method>.png`` (:func:`plot_states`) per method with states,
         ``state_occupancy.png`` (:func:`plot_occupancy`) and ``states_metrics.tsv``
-        (:func:`states_metrics` of every method), none if no method has states.
+        (:func:`~nilearn_stca.dynamics.state_metrics_table` of every method), none if
+        no method has states.
     """
     check_n_states(n_states)
     notes = [
@@ -187,7 +170,7 @@ def write_dynamics(results, out_dir, stage, n_states=None, t_r=None, random_stat
         path = out_dir / f"states_{method}.png"
         plot_states(states, title=f"{label}: brain states", output_file=stage(path))
         figures[f"{label}: state profiles, state of each window, transitions"] = path
-        metrics.append(states_metrics(states, method, t_r=t_r, step=_window_step(states)))
+        metrics.append(state_metrics_table(states, method, t_r, _window_step(states)))
     tables, written_tables = {}, []
     if metrics:
         metrics = pd.concat(metrics, ignore_index=True)
