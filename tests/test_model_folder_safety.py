@@ -239,33 +239,49 @@ def test_saving_refuses_what_is_not_ours_and_changes_nothing(case, fitted, tmp_p
 def _fail_when_writing(monkeypatch, owner, attribute, written, name, error):
     """Make ``owner.attribute`` write a part of a file named ``name`` and then raise.
 
-    ``written`` is the position of the argument that is the path written to.
+    ``written`` is the position of the argument that is the path, or the file, written to.
     """
     original = getattr(owner, attribute)
     calls = []
 
     def fail(*args, **kwargs):
-        path = Path(args[written])
-        if path.name != name:
+        target = args[written]
+        path = Path(getattr(target, "name", target))
+        if not path.name.endswith(name):  # a temporary name ends with the final one
             return original(*args, **kwargs)
         calls.append(path)
-        with open(path, "wb") as stream:
-            stream.write(b"part")
+        if hasattr(target, "write"):
+            target.write(b"part")
+        else:
+            with open(path, "wb") as stream:
+                stream.write(b"part")
         raise error
 
     monkeypatch.setattr(owner, attribute, fail)
     return calls
 
 
+def _earlier_pickle(tmp_path, fitted):
+    return fitted.save(tmp_path / "stca.pkl")
+
+
 FULL = OSError(errno.ENOSPC, "No space left on device")
 
 FAILED_SAVES = {
-    "no space for weights.pt": (Path, "write_bytes", 0, "weights.pt", FULL),
-    "no space for mask.nii.gz": (nib, "save", 1, "mask.nii.gz", FULL),
-    "no space for components.nii.gz": (nib, "save", 1, "components.nii.gz", FULL),
-    "no space for estimator.json": (Path, "write_text", 0, MANIFEST, FULL),
-    "no space for the user's file": (os, "link", 1, "my_notes.txt", FULL),
-    "interrupted writing the maps": (nib, "save", 1, "components.nii.gz", KeyboardInterrupt()),
+    "no space for weights.pt": (_earlier_model, Path, "write_bytes", 0, "weights.pt", FULL),
+    "no space for mask.nii.gz": (_earlier_model, nib, "save", 1, "mask.nii.gz", FULL),
+    "no space for components.nii.gz": (_earlier_model, nib, "save", 1, "components.nii.gz", FULL),
+    "no space for estimator.json": (_earlier_model, Path, "write_text", 0, MANIFEST, FULL),
+    "no space for the user's file": (_earlier_model, os, "link", 1, "my_notes.txt", FULL),
+    "interrupted writing the maps": (
+        _earlier_model,
+        nib,
+        "save",
+        1,
+        "components.nii.gz",
+        KeyboardInterrupt(),
+    ),
+    "no space for a pickle": (_earlier_pickle, pickle, "dump", 1, "stca.pkl", FULL),
 }
 
 
@@ -273,9 +289,9 @@ FAILED_SAVES = {
 def test_a_failed_save_leaves_the_earlier_model_and_the_users_files(
     case, fitted, tmp_path, monkeypatch
 ):
-    path = _earlier_model(tmp_path, fitted)
+    earlier, owner, attribute, written, name, error = FAILED_SAVES[case]
+    path = earlier(tmp_path, fitted)
     before = _tree(tmp_path)
-    owner, attribute, written, name, error = FAILED_SAVES[case]
     calls = _fail_when_writing(monkeypatch, owner, attribute, written, name, error)
     with pytest.raises(type(error)) as raised:
         fitted.save(path)
@@ -288,7 +304,7 @@ def test_a_failed_save_leaves_the_earlier_model_and_the_users_files(
             f"this path is as it was: '{path}'"
         )
     assert _tree(tmp_path) == before  # nothing partial left, nothing changed
-    assert STCADecomposition.load(path).loss_curve_ == [0.0]  # the earlier model
+    STCADecomposition.load(path, allow_pickle=path.suffix == ".pkl")  # the earlier model
 
 
 # ---------------------------------------------------------------- loading an edited folder
@@ -376,6 +392,12 @@ REFUSED_LOADS = {
     "network configuration without its decoder": (
         lambda path: _edit_manifest(path, lambda m: m["network_config"]["dict"].pop("decoder")),
         lambda files, img: f"{files['manifest']}: network_config lacks decoder. {EDITED}",
+    ),
+    "network configuration with a setting no network takes": (
+        _set_network(dropout=0.5),
+        lambda files, img: (
+            f"{files['manifest']}: network_config has dropout, which no network takes. {EDITED}"
+        ),
     ),
     "fbn_threshold NaN": (
         _set_params(fbn_threshold=float("nan")),

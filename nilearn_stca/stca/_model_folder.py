@@ -19,6 +19,7 @@ import pickle
 import shutil
 import stat
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -144,6 +145,26 @@ def _object_param(name, value):
     return value
 
 
+@contextmanager
+def reported_as(path):
+    """Re-raise a system error (a full disk...) of a save as one error that names ``path``.
+
+    The error itself would name the temporary file or folder beside ``path``, or, from
+    torch's writer, say only "unexpected pos".
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.errno is None:
+            raise
+        raise OSError(
+            error.errno,
+            f"{error.strerror or error}: the model was not saved, and what was at this path "
+            "is as it was",
+            str(path),
+        ) from error
+
+
 def write_model_folder(estimator, path):
     """Write a fitted ``STCADecomposition`` to the folder ``path`` (see the module's doc).
 
@@ -157,21 +178,10 @@ def write_model_folder(estimator, path):
     path = Path(path)
     kept = _entries_to_keep(path)
     manifest = _manifest(estimator)
-    try:
-        with atomic_path(path, replace_folder=True) as staging:
-            staging.mkdir()
-            _write_model_files(estimator, manifest, staging)
-            _carry_over(path, staging, kept)
-    except OSError as error:
-        if error.errno is None:
-            raise
-        # The cause alone would name the temporary folder, or only say "unexpected pos".
-        raise OSError(
-            error.errno,
-            f"{error.strerror or error}: the model was not saved, and what was at this path "
-            "is as it was",
-            str(path),
-        ) from error
+    with reported_as(path), atomic_path(path, replace_folder=True) as staging:
+        staging.mkdir()
+        _write_model_files(estimator, manifest, staging)
+        _carry_over(path, staging, kept)
     return path
 
 

@@ -16,6 +16,7 @@ from ._model_folder import (
     never_replaced,
     path_kind,
     read_model_folder,
+    reported_as,
     write_model_folder,
 )
 from .network import STCANetwork
@@ -89,7 +90,7 @@ class NetworkPicklingMixin:
         if format != "pickle":
             raise ValueError(f"format must be 'folder', 'pickle' or None, got {format!r}.")
         _check_pickle_target(path)
-        with atomic_path(path) as partial, partial.open("wb") as stream:
+        with reported_as(path), atomic_path(path) as partial, partial.open("wb") as stream:
             pickle.dump(self, stream, protocol=pickle.HIGHEST_PROTOCOL)
         return path
 
