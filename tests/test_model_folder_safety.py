@@ -246,7 +246,7 @@ def _fail_when_writing(monkeypatch, owner, attribute, written, name, error):
 
     def fail(*args, **kwargs):
         target = args[written]
-        path = Path(getattr(target, "name", target))
+        path = Path(target.name if hasattr(target, "write") else target)
         if not path.name.endswith(name):  # a temporary name ends with the final one
             return original(*args, **kwargs)
         calls.append(path)
