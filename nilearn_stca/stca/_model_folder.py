@@ -352,8 +352,8 @@ def _build(path, manifest, cls):
     manifest_file = path / MANIFEST
     mask_img = nib.load(path / "mask.nii.gz")
     mask_img = nib.Nifti1Image(np.asanyarray(mask_img.dataobj), mask_img.affine, mask_img.header)
-    masker = _build_masker(manifest, mask_img, manifest_file)
     estimator = _build_estimator(manifest, mask_img, cls, manifest_file)
+    masker = _build_masker(manifest, mask_img, manifest_file)
     network = _build_network(path, manifest, estimator)
     components_img = _read_components(path, estimator)
 
