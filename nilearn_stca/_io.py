@@ -46,13 +46,18 @@ def fsync_directory(path):
 
 
 def _fsync_tree(path):
-    """Flush a file, or every file of a folder (and the folders, where allowed)."""
+    """Flush a file, or every file of a folder (and the folders, where allowed).
+
+    Symbolic links are not followed: what they point to is not being written (and may not
+    exist).
+    """
     if not path.is_dir():
         fsync_file(path)
         return
     for root, _, files in os.walk(path):
         for name in files:
-            fsync_file(Path(root) / name)
+            if not os.path.islink(os.path.join(root, name)):
+                fsync_file(Path(root) / name)
         fsync_directory(root)
 
 

@@ -145,7 +145,7 @@ def test_pickle_save_load_give_equal_outputs(fitted, tiny_run, tmp_path):
     reference = fitted.window_maps_img(img, 5).get_fdata()
     unpickled = pickle.loads(pickle.dumps(fitted))
     path = fitted.save(tmp_path / "stca.pkl")
-    loaded = STCADecomposition.load(path)
+    loaded = STCADecomposition.load(path, allow_pickle=True)
     for copy in (unpickled, loaded):
         assert next(copy.network_.parameters()).device.type == "cpu"
         np.testing.assert_array_equal(copy.components_, fitted.components_)
@@ -153,7 +153,7 @@ def test_pickle_save_load_give_equal_outputs(fitted, tiny_run, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["stca.pkl"]
     with pytest.raises(TypeError, match="not a STCADecomposition"):
         pickle.dump({"not": "a model"}, open(tmp_path / "other.pkl", "wb"))
-        STCADecomposition.load(tmp_path / "other.pkl")
+        STCADecomposition.load(tmp_path / "other.pkl", allow_pickle=True)
 
 
 def test_clone_and_params():
@@ -309,7 +309,7 @@ def test_regression_decoder_fits_pickles_and_refuses_unknown_decoders(tiny_run, 
     est = STCADecomposition(mask=mask, decoder="regression", **TINY_STCA).fit(img)
     assert est.network_.autoencoder is None
     assert np.isfinite(est.loss_curve_).all() and est.n_steps_ == 9
-    loaded = STCADecomposition.load(est.save(tmp_path / "stca.pkl"))
+    loaded = STCADecomposition.load(est.save(tmp_path / "stca.pkl"), allow_pickle=True)
     assert loaded.network_.config["decoder"] == "regression"
     np.testing.assert_array_equal(
         dict(loaded.iter_window_maps(img))[5], dict(est.iter_window_maps(img))[5]

@@ -208,7 +208,7 @@ def test_node_gives_the_estimators_maps(ran, files, ica_maps):
 @pytest.mark.parametrize("output", ["model_file", "model_dir"])
 def test_stca_model_loads_with_the_same_maps(ran, output):
     outputs, _ = ran["stca"]
-    model = STCADecomposition.load(getattr(outputs, output))
+    model = STCADecomposition.load(getattr(outputs, output), allow_pickle=output == "model_file")
     assert model.get_params()["autoencoder_widths"] == (4, 4, 8, 8)
     assert model.get_params()["n_jobs"] == 1  # the node's num_threads
     np.testing.assert_array_equal(

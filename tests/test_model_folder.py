@@ -145,4 +145,4 @@ def test_truncated_pickle_is_one_clear_error(fitted, tmp_path):
     path = fitted.save(tmp_path / "stca.pkl")
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(ValueError, match="truncated, damaged or not a model"):
-        STCADecomposition.load(path)
+        STCADecomposition.load(path, allow_pickle=True)
