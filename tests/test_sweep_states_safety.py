@@ -3,13 +3,18 @@ a warning naming what was done; never a silent result, never a partial file (iss
 
 import errno
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from nilearn.masking import apply_mask
 
 from nilearn_stca import STCADecomposition, load_window_sweep, write_window_sweep
+from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.cli import main
+from nilearn_stca.stability import stability, write_stability
 from nilearn_stca.state_outputs import write_states
 
 
@@ -271,3 +276,99 @@ def test_a_failed_sweep_leaves_nothing(case, fitted, tiny_run, tmp_path, monkeyp
         write_window_sweep(fitted, img, path)
     monkeypatch.undo()
     assert _files(tmp_path) == before  # no .partial- folder, no parent created for nothing
+
+
+# ---------------------------------------------------------------------- stability: empty maps
+@pytest.fixture(scope="module")
+def stca_with_empty_maps(sim):
+    """STCA asked for 32 maps of the 3-network simulation: many of them come back empty."""
+    estimator = STCADecomposition(mask=sim.mask_img, n_components=32, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = stability(estimator, sim.func[0], random_states=[0, 1])
+    return result, [str(w.message) for w in caught if "empty" in str(w.message)]
+
+
+def _stca_of_32_maps(sim):
+    return STCADecomposition(mask=sim.mask_img, n_components=32, device="cpu")
+
+
+def _sdl_too_sparse(sim):
+    return SDLDecomposition(mask=sim.mask_img, n_components=4, alpha=50.0)
+
+
+#: case -> (estimator, what stability does: warn or refuse, the message).
+EMPTY_MAPS = {
+    "some empty": (
+        _stca_of_32_maps,
+        pytest.warns,
+        RuntimeWarning,
+        "of the 32 maps of each fit of STCADecomposition are empty .* Ask for fewer n_components",
+    ),
+    "all empty": (
+        _sdl_too_sparse,
+        pytest.raises,
+        ValueError,
+        "Every map of the 2 fits of SDLDecomposition is empty .* nothing to cluster",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EMPTY_MAPS)
+def test_empty_maps_are_named_never_stable(case, sim):
+    estimator, expect, kind, message = EMPTY_MAPS[case]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="SDLDecomposition: no component found")
+        with expect(kind, match=message):
+            stability(estimator(sim), sim.func[0], random_states=[0, 1])
+
+
+def test_stability_leaves_empty_maps_out_of_the_clusters(stca_with_empty_maps, sim):
+    result, messages = stca_with_empty_maps
+    n_empty = result.n_empty
+    assert len(n_empty) == 2 and 0 < sum(n_empty) < 64
+    assert messages and f"{sum(n_empty)} of 64 in all" in messages[0]
+    empty = result.labels == -1
+    assert empty.sum() == sum(n_empty)
+    # One cluster per map of the fit with the most maps, none a lone empty map.
+    assert len(result.table) == 32 - min(n_empty)
+    assert result.table.n_maps.sum() == 64 - sum(n_empty)
+    np.testing.assert_array_equal(np.bincount(result.labels[~empty]), result.table.n_maps)
+    assert np.isfinite(result.components_).all()
+    assert (np.ptp(result.components_, axis=1) > 0).all()  # every centrotype is a map
+    np.testing.assert_array_equal(result.similarity[np.ix_(empty, ~empty)], 0)
+    for cluster, centrotype in enumerate(result.table.centrotype):
+        assert result.labels[centrotype] == cluster
+
+
+def test_write_stability_records_the_empty_maps_and_no_nan(stca_with_empty_maps, sim, tmp_path):
+    result, _ = stca_with_empty_maps
+    write_stability(result, tmp_path / "out")
+    record = json.loads((tmp_path / "out" / "stability.json").read_text())
+    assert record["n_empty_maps"] == result.n_empty
+    assert record["n_clusters"] == len(result.table)
+    maps = apply_mask(tmp_path / "out" / "desc-centrotypes_components.nii.gz", sim.mask_img)
+    assert maps.shape[0] == len(result.table) and np.isfinite(maps).all()
+
+
+@pytest.fixture(scope="module")
+def func_file(sim, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stability_cli")
+    sim.func[0].to_filename(root / "sub-01_bold.nii.gz")
+    sim.mask_img.to_filename(root / "mask.nii.gz")
+    return root
+
+
+def test_stability_cli_warns_of_empty_maps_and_writes_no_nan(func_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["stability", str(func_file / "sub-01_bold.nii.gz"), "--method", "stca"]
+    argv += ["--n-components", "32", "--n-runs", "2", "--mask", str(func_file / "mask.nii.gz")]
+    with pytest.warns(RuntimeWarning, match="maps of each fit of STCADecomposition are empty"):
+        assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "stability.json").read_text())
+    assert 0 < sum(record["n_empty_maps"]) < 64
+    assert f"Empty maps left out, per fit: {record['n_empty_maps']}" in printed
+    maps = apply_mask(out / "desc-centrotypes_components.nii.gz", func_file / "mask.nii.gz")
+    assert np.isfinite(maps).all() and len(maps) == record["n_clusters"]
+    assert os.listdir(out) and not [p for p in os.listdir(out) if p.startswith(".partial")]
