@@ -6,16 +6,20 @@ from pathlib import Path
 import numpy as np
 
 from .methods import METHOD_REGISTRY
-from .sweep import WindowSweep, load_window_sweep
+from .sweep import WindowSweep, check_method_name, load_window_sweep
 
 
 def _method_of(sweep):
     """The method's name (``ica``, ``sdl``, ``stca``) from the estimator class in sweep.json."""
     name = sweep.metadata["method"]
+    try:
+        check_method_name(name)
+    except ValueError as error:
+        raise ValueError(f"{sweep.path / 'sweep.json'}: {error}.") from None
     for key, method in METHOD_REGISTRY.items():
         if method.estimator.split(":")[1] == name:
             return key
-    return str(name)
+    return name
 
 
 def group_sweeps(sweeps):
@@ -86,3 +90,21 @@ def check_one_mask(method, group):
                 f"another mask than {first_label!r}: write the sweeps with one mask, or use "
                 "features='presence'."
             )
+
+
+def check_one_window(method, group):
+    """A method's windows are pooled across subjects: one window length and stride."""
+    windows = {
+        str(sweep.path): (sweep.metadata["window_length"], sweep.metadata["stride"])
+        for sweep in group.values()
+    }
+    if len(set(windows.values())) > 1:
+        listed = ", ".join(
+            f"{path} (window_length {length}, stride {stride})"
+            for path, (length, stride) in windows.items()
+        )
+        raise ValueError(
+            f"The {method} sweeps have other window lengths or strides: {listed}. A method's "
+            "windows are pooled across subjects, so write its sweeps with one window_length "
+            "and stride (or give them to separate states runs)."
+        )

@@ -10,6 +10,7 @@ another seed?
 """
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -66,16 +67,26 @@ def stability(
     Returns
     -------
     result : sklearn.utils.Bunch
-        - ``table``: DataFrame, one row per cluster (``estimator.n_components`` clusters),
-          most stable first: ``stability_index``, ``intra_similarity``,
-          ``extra_similarity``, ``n_maps`` and ``n_runs`` (how many runs have a map in it),
-          ``centrotype`` (the index of its representative map among all maps).
+        - ``table``: DataFrame, one row per cluster, most stable first: ``stability_index``,
+          ``intra_similarity``, ``extra_similarity``, ``n_maps`` and ``n_runs`` (how many
+          runs have a map in it), ``centrotype`` (the index of its representative map among
+          all maps). There are as many clusters as maps in the fit with the most maps that
+          are not empty (``estimator.n_components`` when no map is empty).
         - ``components_``: ndarray (n_clusters, n_voxels), the centrotypes in the table's
           order, each signed to correlate positively with its cluster;
           ``components_img_`` the same as a 4D image.
-        - ``similarity``: the absolute correlation between all maps (run-major order) and
-          ``labels``, each map's cluster (its row in ``table``).
+        - ``similarity``: the absolute correlation between all maps (run-major order; 0
+          for an empty map) and ``labels``, each map's cluster (its row in ``table``), -1
+          for an empty map.
+        - ``n_empty``: per run, how many of its maps are empty (constant, e.g. all zeros).
+          They are left out of the clustering, with a warning: a constant map correlates
+          with no other, so it would make a cluster of its own with a perfect index.
         - ``random_states``: the seed of each run (list of int).
+
+    Raises
+    ------
+    ValueError
+        If every map of every run is empty, or a map holds NaN or inf.
     """
     if random_states is None:
         if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 2:
@@ -97,19 +108,28 @@ def stability(
             "run's maps are on the same voxels."
         )
     maps = np.vstack([maps for maps, _ in fits]).astype(np.float64)
+    if not np.isfinite(maps).all():
+        raise ValueError(
+            f"{type(estimator).__name__} gave maps with non-finite values (NaN or inf): "
+            "check the runs, or the estimator's settings."
+        )
     run_of_map = np.repeat(np.arange(len(fits)), [len(m) for m, _ in fits])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        similarity = np.abs(np.nan_to_num(np.corrcoef(maps)))  # a zero map correlates with none
+    empty = np.ptp(maps, axis=1) == 0
+    n_empty = np.bincount(run_of_map[empty], minlength=len(fits)).tolist()
+    _check_empty_maps(estimator, n_empty, len(fits[0][0]))
+    kept = np.flatnonzero(~empty)
+    similarity = np.zeros((len(maps), len(maps)))
+    similarity[np.ix_(kept, kept)] = np.abs(np.corrcoef(maps[kept]).reshape(len(kept), -1))
     np.fill_diagonal(similarity, 1.0)
-    n_clusters = min(len(fits[0][0]), len(maps))
-    labels = AgglomerativeClustering(
-        n_clusters=n_clusters, metric="precomputed", linkage="average"
-    ).fit_predict(1.0 - similarity)
+    # As many clusters as the fit with the most maps that are not empty has maps.
+    n_clusters = max(len(m) - n for (m, _), n in zip(fits, n_empty, strict=True))
+    labels = np.full(len(maps), -1)
+    labels[kept] = _cluster(similarity[np.ix_(kept, kept)], n_clusters)
 
     rows = []
     for cluster in range(n_clusters):
         members = np.flatnonzero(labels == cluster)
-        others = np.flatnonzero(labels != cluster)
+        others = np.setdiff1d(kept, members)
         block = similarity[np.ix_(members, members)]
         intra = (block.sum() - len(members)) / max(len(members) * (len(members) - 1), 1)
         if len(members) == 1:
@@ -129,8 +149,9 @@ def stability(
         )
     table = pd.DataFrame(rows).sort_values("stability_index", ascending=False, kind="stable")
     order = table["cluster"].to_numpy()
-    relabel = np.empty(n_clusters, dtype=int)
+    relabel = np.empty(n_clusters + 1, dtype=int)
     relabel[order] = np.arange(n_clusters)
+    relabel[-1] = -1  # the empty maps
     table = table.drop(columns="cluster").reset_index(drop=True)
     table.index.name = "cluster"
 
@@ -147,8 +168,40 @@ def stability(
         components_img_=masker.inverse_transform(components),
         similarity=similarity,
         labels=relabel[labels],
+        n_empty=n_empty,
         random_states=random_states,
     )
+
+
+def _check_empty_maps(estimator, n_empty, n_components):
+    """Refuse fits whose maps are all empty; warn, with the count, where some are."""
+    name = type(estimator).__name__
+    n_maps = n_components * len(n_empty)
+    if sum(n_empty) == n_maps:
+        raise ValueError(
+            f"Every map of the {len(n_empty)} fits of {name} is empty (constant, e.g. all "
+            "zeros): there is nothing to cluster. Check the estimator's settings (e.g. a "
+            "sparsity penalty or FBN threshold that leaves no map) and the runs."
+        )
+    if sum(n_empty):
+        per_fit = n_empty[0] if len(set(n_empty)) == 1 else f"{min(n_empty)} to {max(n_empty)}"
+        warnings.warn(
+            f"{per_fit} of the {n_components} maps of each fit of {name} are empty "
+            f"(constant, e.g. all zeros; {sum(n_empty)} of {n_maps} in all): they are left out "
+            "of the clustering, and their count per fit is n_empty. Ask for fewer "
+            "n_components, as many as the maps that the fits find.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _cluster(similarity, n_clusters):
+    """Average-linkage clusters of maps from their absolute correlation."""
+    if len(similarity) < 2:
+        return np.zeros(len(similarity), dtype=int)
+    return AgglomerativeClustering(
+        n_clusters=n_clusters, metric="precomputed", linkage="average"
+    ).fit_predict(1.0 - similarity)
 
 
 def write_stability(result, out_dir, settings=None, title=None):
@@ -176,7 +229,8 @@ def write_stability(result, out_dir, settings=None, title=None):
         ``stability.tsv`` (the table, one row per cluster), ``desc-centrotypes_components.nii.gz``
         (``components_img_``), ``stability.png``
         (:func:`~nilearn_stca.evaluation.stability_figures.plot_stability`) and
-        ``stability.json`` (the settings, the seeds and a summary of the index).
+        ``stability.json`` (the settings, the seeds, each run's number of empty maps,
+        ``n_empty_maps``, and a summary of the index).
     """
     from ._run_folder import run_files
     from .evaluation.stability_figures import plot_stability
@@ -188,6 +242,7 @@ def write_stability(result, out_dir, settings=None, title=None):
         "settings": settings,
         "random_states": seeds,
         "n_clusters": len(result.table),
+        "n_empty_maps": [int(n) for n in result.n_empty],
         "stability_index": {"mean": index.mean(), "min": index.min(), "max": index.max()},
     }
     with run_files(out_dir, STABILITY_FILE, settings, STABILITY_FILES, "stability run") as stage:

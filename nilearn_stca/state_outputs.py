@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ._map_states import check_n_states
 from ._run_folder import check_run_folder, run_files
-from ._sweep_groups import check_one_mask, group_sweeps
+from ._sweep_groups import check_one_mask, check_one_window, group_sweeps
 from .dynamics import (
     fit_map_states,
     fit_states,
@@ -188,7 +188,8 @@ def write_states(
     sweeps : dict of {str: str, Path or WindowSweep}, or list of str or Path
         The sweep folders (:func:`~nilearn_stca.write_window_sweep`), by subject label, or
         a list labelled by folder name (by path below the folders' common parent where
-        names repeat).
+        names repeat). The sweeps of one method must share their window length and
+        stride: their windows are pooled.
     out_dir : str or Path
         Created if needed. A folder holding another states run is refused; the same run
         again replaces its files.
@@ -247,6 +248,7 @@ def write_states(
     check_strategy(strategy)
     groups = group_sweeps(sweeps)
     for method, group in groups.items():
+        check_one_window(method, group)
         check_n_states(n_states, sum(len(sweep) for sweep in group.values()))
         if features == "maps":
             check_one_mask(method, group)

@@ -19,14 +19,18 @@ on disk). :func:`load_window_sweep` memory-maps them back.
 """
 
 import json
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from nibabel.filebasedimages import ImageFileError
 from nilearn.image import load_img
 from nilearn.maskers import NiftiMasker
 from sklearn.utils.validation import check_is_fitted
 
+from ._checks import check_fbn_threshold
 from ._io import atomic_path
 from ._window_api import check_stride
 from .maps import threshold_fbn_img
@@ -46,7 +50,8 @@ def write_window_sweep(estimator, img, path, confounds=None, stride=None, fit=Fa
     img : Niimg-like
         One 4D run.
     path : str or Path
-        The folder to create; it must not exist. It appears only once complete.
+        The folder to create; it must not exist. It appears only once complete. Missing
+        folders above it are created (and removed again if the sweep fails).
     confounds : CSV path, ndarray, DataFrame or None, default=None
         See :meth:`iter_window_maps`.
     stride : int, default=None
@@ -74,7 +79,7 @@ def write_window_sweep(estimator, img, path, confounds=None, stride=None, fit=Fa
     starts = window_starts(n_scans, estimator.window_length, stride)
     n_voxels = int(np.count_nonzero(np.asanyarray(estimator.mask_img_.dataobj)))
     shape = (len(starts), estimator.n_components, n_voxels)
-    with atomic_path(path) as partial:
+    with _new_parents(path), atomic_path(path) as partial:
         partial.mkdir()
         estimator.mask_img_.to_filename(partial / "mask.nii.gz")
         header = {"descr": "<f4", "fortran_order": False, "shape": shape}
@@ -100,6 +105,24 @@ def write_window_sweep(estimator, img, path, confounds=None, stride=None, fit=Fa
         }
         (partial / "sweep.json").write_text(json.dumps(metadata, indent=2))
     return load_window_sweep(path)
+
+
+@contextmanager
+def _new_parents(path):
+    """Create the missing folders above ``path``; remove them again if the block fails."""
+    missing = [parent for parent in path.parents if not parent.exists()]  # deepest first
+    ancestor = next(parent for parent in path.parents if parent.exists())
+    if not ancestor.is_dir():
+        raise ValueError(f"path={str(path)!r}: {ancestor} is a file, not a folder.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for folder in missing:
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+        raise
 
 
 @dataclass
@@ -131,14 +154,25 @@ class WindowSweep:
         """Yield ``(start, maps)`` for each window, as :meth:`iter_window_maps` does.
 
         The windows are read from the file one at a time, not through the memory map, so
-        resident memory stays at one window's maps however long the sweep.
+        resident memory stays at one window's maps however long the sweep. A window whose
+        maps hold NaN or inf raises a ValueError naming the file.
         """
         n_components, n_voxels = self.maps.shape[1:]
         with open(self.maps.filename, "rb") as stream:
             stream.seek(self.maps.offset)
             for start in self.starts:
                 maps = np.fromfile(stream, self.maps.dtype, n_components * n_voxels)
-                yield int(start), maps.reshape(n_components, n_voxels)
+                yield int(start), self._checked(maps.reshape(n_components, n_voxels), start)
+
+    def _checked(self, maps, start):
+        """A window's maps, refused if the file holds NaN or inf there."""
+        if not np.isfinite(maps).all():
+            raise ValueError(
+                f"{self.maps.filename}: the maps of the window starting at scan {start} hold "
+                "NaN or inf; the file is damaged: write the sweep again with "
+                "write_window_sweep."
+            )
+        return maps
 
     def window_img(self, start_scan):
         """The maps of the window starting at ``start_scan`` as a 4D image."""
@@ -149,7 +183,8 @@ class WindowSweep:
                 f"{self.starts[0]}, {self.starts[0] + self.metadata['stride']}, ... "
                 f"{self.starts[-1]}."
             )
-        return self.masker.inverse_transform(np.asarray(self.maps[index[0]]))
+        maps = self._checked(np.asarray(self.maps[index[0]]), start_scan)
+        return self.masker.inverse_transform(maps)
 
     def fbns_img(self, start_scan, threshold=None):
         """Binary FBNs of one window (z at or above ``threshold``, the sweep's if None)."""
@@ -160,18 +195,58 @@ class WindowSweep:
 def load_window_sweep(path):
     """Open a folder written by :func:`write_window_sweep`.
 
-    ``sweep.json`` is checked against the files: the maps and mask must be files inside the
-    folder, ``maps.npy`` must hold float32 maps of the recorded shape, one block per recorded
-    window start, and the mask as many voxels as the maps have columns.
+    ``sweep.json`` is checked against the files: the maps and mask must be regular files
+    inside the folder (not symbolic links), ``maps.npy`` must hold float32 maps of the
+    recorded shape (its header is read first: an array of Python objects is never
+    unpickled), one block per recorded window start, and the mask as many voxels as the
+    maps have columns. The method must be a class name, ``window_length`` and ``stride``
+    positive integers, the starts ``0, stride, 2 * stride...``, and ``threshold`` a
+    finite z value >= 0. The maps are checked for NaN and inf as they are read.
 
     Returns
     -------
     sweep : WindowSweep
+
+    Raises
+    ------
+    ValueError
+        Naming the folder's file at fault, if any check fails.
     """
     path = Path(path)
+    metadata, starts, recorded_shape, maps_file, mask_file = _read_metadata(path)
+    maps = _open_maps(maps_file)
+    mask_img, n_voxels = _read_mask(mask_file)
+    stride = metadata["stride"]
+    problems = []
+    if list(maps.shape) != recorded_shape:
+        problems.append(f"maps.npy has shape {maps.shape}, sweep.json records {recorded_shape}")
+    if starts.ndim != 1 or maps.ndim != 3 or len(starts) != maps.shape[0]:
+        n_windows = maps.shape[0] if maps.ndim else 0
+        problems.append(f"sweep.json lists {starts.size} window starts for {n_windows} windows")
+    elif not np.array_equal(starts, stride * np.arange(len(starts))):
+        problems.append(f"sweep.json's starts are not 0, {stride}, {2 * stride}... (its stride)")
+    if maps.ndim == 3 and maps.shape[2] != n_voxels:
+        problems.append(f"the mask has {n_voxels} voxels, the maps {maps.shape[2]}")
+    if problems:
+        raise ValueError(
+            f"{path} is not a consistent window sweep: {'; '.join(problems)}. Write it again "
+            "with write_window_sweep."
+        )
+    masker = NiftiMasker(mask_img=mask_img).fit()
+    return WindowSweep(path, starts, maps, masker, metadata)
+
+
+def _read_metadata(path):
+    """``sweep.json`` of the folder ``path``, checked: ``(metadata, starts, maps_shape,
+    maps_file, mask_file)``."""
     metadata_file = path / "sweep.json"
     if not metadata_file.is_file():
         raise ValueError(f"{path} is not a window sweep folder: it has no sweep.json.")
+    if metadata_file.is_symlink():
+        raise ValueError(
+            f"{metadata_file} is a symbolic link: a sweep's files must be regular files of its "
+            "own folder (copy the file there, or write the sweep again with write_window_sweep)."
+        )
     try:
         metadata = json.loads(metadata_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -184,34 +259,95 @@ def load_window_sweep(path):
             f"{metadata.get('format')!r}, version {metadata.get('version')!r})."
         )
     try:
-        maps_file = _file_in_folder(path, metadata["maps"]["file"])
-        mask_file = _file_in_folder(path, metadata["mask"])
+        names = [metadata["maps"]["file"], metadata["mask"]]
         starts = np.asarray(metadata["starts"], dtype=int)
         recorded_shape = [int(n) for n in metadata["maps"]["shape"]]
+        settings = {key: metadata[key] for key in _SETTINGS}
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f"{metadata_file} is incomplete or damaged ({type(error).__name__}: {error}); "
             "write the sweep again with write_window_sweep."
         ) from None
-    maps = np.load(maps_file, mmap_mode="r")
-    problems = []
-    if list(maps.shape) != recorded_shape:
-        problems.append(f"maps.npy has shape {maps.shape}, sweep.json records {recorded_shape}")
-    if maps.dtype != np.float32:
-        problems.append(f"maps.npy holds {maps.dtype}, not float32")
-    if starts.ndim != 1 or maps.ndim != 3 or len(starts) != maps.shape[0]:
-        problems.append(f"sweep.json lists {starts.size} window starts for {len(maps)} windows")
-    mask_img = load_img(mask_file)
-    n_voxels = int(np.count_nonzero(np.asanyarray(mask_img.dataobj)))
-    if maps.ndim == 3 and maps.shape[2] != n_voxels:
-        problems.append(f"the mask has {n_voxels} voxels, the maps {maps.shape[2]}")
-    if problems:
+    try:
+        _check_settings(settings)
+        maps_file, mask_file = (_file_in_folder(path, name) for name in names)
+    except (TypeError, ValueError) as error:
         raise ValueError(
-            f"{path} is not a consistent window sweep: {'; '.join(problems)}. Write it again "
-            "with write_window_sweep."
+            f"{metadata_file}: {error}; write the sweep again with write_window_sweep."
+        ) from None
+    return metadata, starts, recorded_shape, maps_file, mask_file
+
+
+def _read_mask(file):
+    """The sweep's mask image and its number of voxels (a damaged file is named)."""
+    try:
+        mask_img = load_img(file)
+        n_voxels = int(np.count_nonzero(np.asanyarray(mask_img.dataobj)))
+    except (OSError, EOFError, zlib.error, ImageFileError, ValueError) as error:
+        raise ValueError(
+            f"{file}: cannot read the mask, the file may be damaged or truncated ({error}); "
+            "write the sweep again with write_window_sweep."
+        ) from None
+    return mask_img, n_voxels
+
+
+def check_method_name(name):
+    """The estimator class name a sweep records: it names the states' files, so no path."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(
+            f"method {name!r} is not the class name of an estimator (such as 'STCADecomposition')"
         )
-    masker = NiftiMasker(mask_img=mask_img).fit()
-    return WindowSweep(path, starts, maps, masker, metadata)
+    return name
+
+
+#: What ``sweep.json`` records of the estimator and windows, checked by :func:`_check_settings`.
+_SETTINGS = ("method", "window_length", "stride", "threshold")
+
+
+def _check_settings(metadata):
+    """The method, window and threshold ``sweep.json`` records (ValueError naming the key)."""
+    check_method_name(metadata["method"])
+    for key in ("window_length", "stride"):
+        value = metadata[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    check_fbn_threshold(metadata["threshold"])
+
+
+def _open_maps(file):
+    """Memory-map ``maps.npy`` once its header says float32 and its size matches the header.
+
+    The header is read before anything else, so an array of Python objects is refused
+    without being unpickled, and a truncated file is named as such.
+    """
+    try:
+        with open(file, "rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"unsupported .npy format version {version}")
+            read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+            shape, _, dtype = read_header(stream)
+            offset = stream.tell()
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"{file} is not a readable .npy array ({error}): write the sweep again with "
+            "write_window_sweep."
+        ) from None
+    if dtype != np.dtype("<f4"):
+        kind = "Python objects (not read: unpickling can run code)" if dtype.hasobject else dtype
+        raise ValueError(
+            f"{file} holds {kind}, not float32 maps: write the sweep again with "
+            "write_window_sweep."
+        )
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    size = file.stat().st_size
+    if size != expected:
+        state = "truncated" if size < expected else "longer than its header says"
+        raise ValueError(
+            f"{file} is {state} ({size} bytes, {expected} expected for maps of shape "
+            f"{shape}): write the sweep again with write_window_sweep."
+        )
+    return np.load(file, mmap_mode="r", allow_pickle=False)
 
 
 def _file_in_folder(folder, name):
@@ -219,6 +355,11 @@ def _file_in_folder(folder, name):
     if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
         raise ValueError(f"{name!r} is not a file name inside the sweep folder")
     file = folder / name
+    if file.is_symlink():
+        raise ValueError(
+            f"{file} is a symbolic link: a sweep's files must be regular files of its own "
+            "folder (copy the file there)"
+        )
     if not file.is_file():
         raise ValueError(f"{name!r} is missing from the sweep folder")
     return file

@@ -155,4 +155,6 @@ def _run_stability(args, argv):
     write_stability(result, args.out, settings=settings, title=f"{label}: {args.n_runs} runs")
     print(f"Stability of {label}'s maps over {args.n_runs} seeds (most stable first)")
     print(result.table[["stability_index", "n_runs", "n_maps"]].round(3).to_markdown())
+    if sum(result.n_empty):
+        print(f"Empty maps left out, per fit: {result.n_empty} (see the warning)")
     print(f"\nstability: {args.out}")

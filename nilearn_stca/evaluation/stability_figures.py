@@ -24,8 +24,8 @@ def plot_stability(result, title=None, output_file=None):
     figure : matplotlib.figure.Figure
         Two panels: the stability index of each cluster (most stable first), each bar
         labelled with the number of runs that have a map in it out of all runs; and the
-        absolute spatial correlation between the maps of all runs, ordered by cluster, with
-        lines between the clusters.
+        absolute spatial correlation between the maps of all runs (but the empty ones, which
+        are in no cluster), ordered by cluster, with lines between the clusters.
     """
     table = result.table
     n_runs = len(result.random_states) if "random_states" in result else table["n_runs"].max()
@@ -43,7 +43,8 @@ def plot_stability(result, title=None, output_file=None):
     if len(table) > 20:
         bars.set_xticks(bars.get_xticks()[::5])
 
-    order = np.argsort(result.labels, kind="stable")
+    clustered = np.flatnonzero(result.labels >= 0)  # empty maps are in no cluster
+    order = clustered[np.argsort(result.labels[clustered], kind="stable")]
     sns.heatmap(
         result.similarity[np.ix_(order, order)],
         ax=matrix,
@@ -55,7 +56,7 @@ def plot_stability(result, title=None, output_file=None):
         yticklabels=False,
         cbar_kws={"label": "|correlation|"},
     )
-    for edge in np.cumsum(np.bincount(result.labels))[:-1]:
+    for edge in np.cumsum(np.bincount(result.labels[clustered]))[:-1]:
         matrix.axhline(edge, color="white", linewidth=0.5)
         matrix.axvline(edge, color="white", linewidth=0.5)
     matrix.set(title="Maps of all runs, by cluster")
