@@ -146,10 +146,14 @@ def _nipype_plugin(value):
     """The name of one of nipype's execution plugins (``MultiProc``, ``Linear``, ``SLURM``...)."""
     from nipype.pipeline import plugins
 
-    names = sorted(name[: -len("Plugin")] for name in dir(plugins) if name.endswith("Plugin"))
+    names = sorted(
+        name.removesuffix("Plugin")
+        for name in dir(plugins)
+        if name.endswith("Plugin") and name != "Plugin"
+    )
     if value not in names:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a nipype plugin; choose among {', '.join(filter(None, names))}"
+            f"{value!r} is not a nipype plugin; choose among {', '.join(names)}"
         )
     return value
 
