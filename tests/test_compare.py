@@ -299,13 +299,13 @@ def test_subject_labels_and_columns_from_bids_names(sim, tmp_path, names, labels
     assert [tuple(row) for row in found.itertuples(index=False)] == entities
 
 
-def test_bids_names_that_do_not_tell_runs_apart_are_numbered_with_a_warning():
+def test_bids_names_alike_are_refused_and_subjects_name_them():
     from nilearn_stca.evaluation.bids import subject_labels
 
-    paths = ["/d/sub-01_task-rest_bold.nii.gz", "/d/sub-01_task-motor_bold.nii.gz"]
-    with pytest.warns(UserWarning, match="do not tell the runs apart"):
-        assert subject_labels(paths) == ["sub-01", "sub-02"]
-    assert subject_labels(paths, subjects=["rest", "motor"]) == ["rest", "motor"]
+    paths = ["/a/sub-01_task-rest_bold.nii.gz", "/b/sub-01_task-rest_bold.nii.gz"]
+    with pytest.raises(ValueError, match=r"have the same BIDS entities \(sub-01\).*--subjects"):
+        subject_labels(paths)
+    assert subject_labels(paths, subjects=["siteA", "siteB"]) == ["siteA", "siteB"]
     assert subject_labels(["/d/a.nii.gz", "/d/b.nii.gz"]) == ["sub-01", "sub-02"]
 
 

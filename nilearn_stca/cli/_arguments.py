@@ -72,6 +72,8 @@ def _n_jobs(value):
 
 
 def _existing_file(value):
+    if Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: is a folder, not a file")
     if not Path(value).is_file():
         raise argparse.ArgumentTypeError(f"{value}: no such file")
     return value
@@ -90,6 +92,10 @@ def _nifti_header(value):
 
 def _func_file(value):
     """An existing NIfTI file holding a 4D series (only its header is read)."""
+    if Path(value).is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{value}: is a folder; give the 4D NIfTI file of each run (e.g. its *_bold.nii.gz)"
+        )
     img = _nifti_header(value)
     if len(img.shape) != 4:
         raise argparse.ArgumentTypeError(
@@ -134,6 +140,22 @@ def _json_object(value):
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r}")
     return parsed
+
+
+def _nipype_plugin(value):
+    """The name of one of nipype's execution plugins (``MultiProc``, ``Linear``, ``SLURM``...)."""
+    from nipype.pipeline import plugins
+
+    names = sorted(
+        name.removesuffix("Plugin")
+        for name in dir(plugins)
+        if name.endswith("Plugin") and name != "Plugin"
+    )
+    if value not in names:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a nipype plugin; choose among {', '.join(names)}"
+        )
+    return value
 
 
 def _positive_float(value):

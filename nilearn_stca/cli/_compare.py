@@ -8,6 +8,7 @@ from ._arguments import (
     _json_object,
     _mask_file,
     _n_jobs,
+    _nipype_plugin,
     _positive_float,
     _positive_int,
     _templates,
@@ -50,6 +51,12 @@ def add_compare_parser(commands):
     comp.add_argument("func", nargs="+", type=_func_file, metavar="FUNC", help="4D runs")
     comp.add_argument("--out", type=_writable_out_dir, required=True, help="output folder")
     comp.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, help="default: all three")
+    comp.add_argument(
+        "--subjects",
+        nargs="+",
+        metavar="LABEL",
+        help="one label per FUNC (default: from BIDS file names, e.g. sub-01_ses-2)",
+    )
     comp.add_argument("--mask", type=_mask_file, help="3D brain mask (default: EPI mask)")
     comp.add_argument(
         "--confounds",
@@ -92,13 +99,12 @@ def add_compare_parser(commands):
         "--nipype", action="store_true", help="one node per subject x method (cached, parallel)"
     )
     engine.add_argument(
-        "--plugin", default="MultiProc", help="nipype execution plugin (default: MultiProc)"
+        "--plugin", type=_nipype_plugin, help="nipype execution plugin (default: MultiProc)"
     )
     engine.add_argument("--n-procs", type=_positive_int, help="processes for MultiProc")
     engine.add_argument(
         "--plugin-args",
         type=_json_object,
-        default={},
         help='plugin options as JSON, e.g. \'{"sbatch_args": "--mem=8G"}\' for SLURM',
     )
     engine.add_argument(
@@ -107,7 +113,7 @@ def add_compare_parser(commands):
 
 
 def _load_confounds(values, funcs):
-    """``--confounds`` as the ``confounds`` argument of ``compare``."""
+    """``--confounds`` as the ``confounds`` argument of ``compare``: one row per scan."""
     if values is None:
         return None
     if values == ["fmriprep"]:
@@ -122,20 +128,71 @@ def _load_confounds(values, funcs):
                     "windows need every volume, so censoring is not supported."
                 )
             confounds.append(table)
-        return confounds
-    if len(values) != len(funcs):
-        raise ValueError(
-            f"--confounds: {len(values)} files for {len(funcs)} FUNC; give one per FUNC, or "
-            "'fmriprep'."
-        )
-    from .._checks import read_confounds
+        names = [f"--confounds fmriprep (the confounds of {func})" for func in funcs]
+    else:
+        if len(values) != len(funcs):
+            raise ValueError(
+                f"--confounds: {len(values)} files for {len(funcs)} FUNC; give one per FUNC, "
+                "or 'fmriprep'."
+            )
+        from .._checks import read_confounds
 
-    try:
-        return [read_confounds(value) for value in values]
-    except ValueError as error:
-        raise ValueError(
-            f"--confounds: {error} For fMRIPrep outputs: --confounds fmriprep."
-        ) from None
+        try:
+            confounds = [read_confounds(value) for value in values]
+        except ValueError as error:
+            raise ValueError(
+                f"--confounds: {error} For fMRIPrep outputs: --confounds fmriprep."
+            ) from None
+        names = [f"--confounds {value}" for value in values]
+    _check_one_row_per_scan(confounds, names, funcs)
+    return confounds
+
+
+def _check_one_row_per_scan(confounds, names, funcs):
+    """Refuse a confounds table without one row per scan of its FUNC (headers only)."""
+    import nibabel as nib
+
+    from ..evaluation._run_checks import confounds_length_error
+
+    for table, name, func in zip(confounds, names, funcs, strict=True):
+        n_scans = nib.load(func).shape[3]
+        if len(table) != n_scans:
+            raise confounds_length_error(name, len(table), func, n_scans)
+
+
+#: Options of the nipype engine, refused without ``--nipype`` (they would be ignored).
+_NIPYPE_OPTIONS = {
+    "--plugin": "plugin",
+    "--n-procs": "n_procs",
+    "--plugin-args": "plugin_args",
+    "--work-dir": "work_dir",
+}
+
+
+def _check_out_and_options(args):
+    """Refuse ``--out`` unless compare may write there, and nipype options without --nipype.
+
+    Reads only: ``--out`` must be new, empty or a comparison's folder (its
+    ``comparison.json``); with ``--nipype`` and no ``--work-dir``, the nipype cache that an
+    interrupted run left in ``--out/work`` is the comparison's too.
+    """
+    from ..evaluation.results_folder import check_comparison_folder
+
+    if not args.nipype:
+        given = [flag for flag, dest in _NIPYPE_OPTIONS.items() if getattr(args, dest) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: options of the nipype engine, used only with --nipype; "
+                "add --nipype, or drop them."
+            )
+    own_cache = args.nipype and args.work_dir is None and _is_nipype_cache(args.out / "work")
+    check_comparison_folder(args.out, "--out", also_ours={"work"} if own_cache else ())
+
+
+def _is_nipype_cache(folder):
+    """Whether ``folder`` holds only what ``_run_workflow`` and nipype write into its cache."""
+    written = {"inputs", "crash", "comparison_wf"}
+    return folder.is_dir() and all(entry.name in written for entry in folder.iterdir())
 
 
 def _compare_kwargs(args):
@@ -153,6 +210,7 @@ def _compare_kwargs(args):
         "threshold": args.threshold,
         "template_threshold": args.template_threshold,
         "n_components": args.n_components,
+        "subjects": args.subjects,
     }
     kwargs.update({key: value for key, value in given.items() if value is not None})
     if args.n_components is not None:
@@ -175,6 +233,7 @@ def _run_compare(args, argv):
     from ..evaluation import compare, format_table, table1, write_comparison_report
     from ..evaluation.tables import paper_comparison
 
+    _check_out_and_options(args)
     kwargs = _compare_kwargs(args)
     confounds = _load_confounds(args.confounds, args.func)
     paper = args.preset == "paper"
@@ -208,11 +267,15 @@ def _run_workflow(args, kwargs, confounds, parameters, paper):
     """``compare`` through :func:`~nilearn_stca.workflows.init_comparison_wf`."""
     from .._io import atomic_path
     from ..evaluation import read_results
+    from ..evaluation.bids import subject_labels
     from ..workflows import init_comparison_wf
 
+    subject_labels(args.func, kwargs.get("subjects"))  # refused before anything is written
     work_dir = args.work_dir or args.out / "work"
     inputs = work_dir / "inputs"
     mask = kwargs.pop("mask_img", None)
+    if mask is not None:
+        _check_mask_inside_runs(mask, args.func)
     if mask is not None and not isinstance(mask, (str, Path)):  # the preset's MNI mask
         inputs.mkdir(parents=True, exist_ok=True)
         with atomic_path(inputs / "mask.nii.gz") as partial:
@@ -237,11 +300,21 @@ def _run_workflow(args, kwargs, confounds, parameters, paper):
         paper=paper,
         **kwargs,
     )
-    plugin_args = dict(args.plugin_args)
+    plugin_args = dict(args.plugin_args or {})
     if args.n_procs:
         plugin_args["n_procs"] = args.n_procs
-    workflow.run(plugin=args.plugin, plugin_args=plugin_args)
+    workflow.run(plugin=args.plugin or "MultiProc", plugin_args=plugin_args)
     return read_results(args.out / "results.csv")
+
+
+def _check_mask_inside_runs(mask, funcs):
+    """``compare``'s check of a given mask, for the nipype engine (the runs' headers only)."""
+    import nibabel as nib
+
+    from ..evaluation._run_checks import check_mask_inside_runs, describe_run
+
+    names = [describe_run(func, f"imgs[{i}]") for i, func in enumerate(funcs)]
+    check_mask_inside_runs(mask, [nib.load(func) for func in funcs], names)
 
 
 def _jsonable(kwargs):

@@ -25,10 +25,10 @@ from .bids import with_bids_columns
 from .comparison_plan import CONTROLLED_PARAMS, METHODS, plan_comparison
 from .results_folder import (
     RESULT_COLUMNS,
-    TEMPLATES_FILE,
     CellWriter,
     ComparisonLockedError,
     ResultsFolder,
+    check_results_folder,
     static_maps_file,
     write_results,
 )
@@ -170,7 +170,8 @@ def compare(
     Parameters
     ----------
     imgs : Niimg-like or list of Niimg-like
-        One 4D run per subject (e.g. fMRIPrep's ``*_desc-preproc_bold.nii.gz``).
+        One 4D run per subject (e.g. fMRIPrep's ``*_desc-preproc_bold.nii.gz``), each
+        given once.
     methods : sequence of {"ica", "sdl", "stca"} or dict, default=("ica", "sdl", "stca")
         Method names, or ``{name: estimator}`` with unfitted estimators of this package
         (cloned for each subject) to set any parameter.
@@ -181,15 +182,19 @@ def compare(
         Also score the maps of every sliding window (the dynamic comparison); if False,
         only the static maps.
     confounds : list of (CSV path, ndarray, DataFrame or None), default=None
-        One entry per image, regressed out by every method (e.g. from
-        :func:`nilearn.interfaces.fmriprep.load_confounds`).
+        One entry per image, with one row per scan of its image, regressed out by every
+        method (e.g. from :func:`nilearn.interfaces.fmriprep.load_confounds`).
     mask_img : Niimg-like, default=None
-        The brain mask every method uses; the data are resampled to its grid. If None, one
-        EPI mask is computed from all ``imgs`` (:class:`nilearn.maskers.MultiNiftiMasker`).
+        The brain mask every method uses; the data are resampled to its grid, so it must
+        lie inside every run's field of view (a run would be zero where it does not). If
+        None, one EPI mask is computed from all ``imgs``
+        (:class:`nilearn.maskers.MultiNiftiMasker`).
     subjects : sequence of str, default=None
-        One label per run. If None, from BIDS file names (``sub-<label>``, with
-        ``_ses-<label>`` and ``_run-<index>`` where the runs differ in those), else
-        ``sub-01``, ``sub-02``... (see :func:`~nilearn_stca.evaluation.bids.subject_labels`).
+        One label per run. If None, from BIDS file names: ``sub-<label>`` followed by the
+        other entities in which the runs differ (e.g. ``_ses-<label>``, ``_run-<index>``);
+        where no file name has a ``sub-`` entity, ``sub-01``, ``sub-02``... in order. Runs
+        whose names do not tell them apart are refused: name them with ``subjects`` (see
+        :func:`~nilearn_stca.evaluation.bids.subject_labels`).
     n_components : int, default=None
         Maps per method; if None each method keeps its own (``method_params`` or default).
     method_params : dict, default=None
@@ -209,20 +214,23 @@ def compare(
     strategy : {"max", "hungarian"}, default="max"
         Matching of templates to maps (see :func:`~nilearn_stca.evaluation.match_components`).
     out_dir : str or Path, default=None
-        Folder for incremental results: ``comparison.json`` (the settings), ``cells/`` (one
-        CSV per finished subject x method; rows are appended to ``*.csv.partial`` while a
-        cell runs), ``checksums/`` (the row count and SHA-256 of each finished cell's CSV),
+        Folder for incremental results: a new or empty folder, or the folder of an earlier
+        comparison (it holds its ``comparison.json``); any other folder is refused, so that
+        no file there is overwritten. Written: ``comparison.json`` (the settings, first),
+        ``cells/`` (one CSV per finished subject x method; rows are appended to
+        ``*.csv.partial`` while a cell runs), ``checksums/`` (the row count and SHA-256 of
+        each finished cell's CSV),
         ``maps/<subject>_method-<method>_desc-static_components.nii.gz`` (each cell's
         static maps, named as BIDS derivatives), ``templates.nii.gz`` (the binary templates on
         the mask's grid) and, at the end, ``results.csv``, the same table as
         ``results.tsv`` and ``dataset_description.json`` (the folder is a BIDS derivative
-        dataset). A rerun with the same settings and
-        ``out_dir`` reuses every finished cell that matches its checksum, and recomputes
-        one that does not with a warning; other settings in the same ``out_dir`` raise an
-        error. While a comparison runs, ``out_dir`` holds a lock file ``.lock``: a second
-        comparison into the same ``out_dir`` raises :class:`ComparisonLockedError` (a
-        ``ValueError``), and the lock of a comparison that no longer runs on this host is
-        taken over with a warning.
+        dataset). A rerun with the same settings and ``out_dir`` reuses every finished cell
+        that matches its checksum, and recomputes one that does not with a warning; other
+        settings in the same ``out_dir``, or a ``templates.nii.gz`` there that is not this
+        comparison's, raise an error. While a comparison runs, ``out_dir`` holds a lock file
+        ``.lock``: a second comparison into the same ``out_dir`` raises
+        :class:`ComparisonLockedError` (a ``ValueError``), and the lock of a comparison that
+        no longer runs on this host is taken over with a warning.
     random_state : int or None, default=0
         Seed given to every method.
     verbose : int, default=1
@@ -262,16 +270,15 @@ def compare(
         random_state=random_state,
         verbose=verbose,
     )
-    lock = (
-        nullcontext()
-        if out_dir is None
-        else folder_lock(out_dir, "compare run", name="out_dir", error=ComparisonLockedError)
-    )
+    templates_img = plan.templates.masks_img
+    if out_dir is None:
+        lock = nullcontext()
+    else:
+        # Refused before the lock creates anything; checked again once it is held.
+        check_results_folder(out_dir, plan.settings, templates_img)
+        lock = folder_lock(out_dir, "compare run", name="out_dir", error=ComparisonLockedError)
     with lock:
-        folder = ResultsFolder(out_dir, plan.settings)
-        if folder.path is not None and not (folder.path / TEMPLATES_FILE).exists():
-            with atomic_path(folder.path / TEMPLATES_FILE) as partial:
-                plan.templates.masks_img.to_filename(partial)
+        folder = ResultsFolder(out_dir, plan.settings, templates_img)
         tables = []
         with tqdm(total=plan.n_cells, desc="compare", disable=not verbose) as bar:
             for subject, (img, conf) in zip(plan.subjects, plan.runs, strict=True):

@@ -30,6 +30,12 @@ from .._checks import (
 from ..methods import METHOD_REGISTRY
 from ..stca.decomposition import STCADecomposition
 from ..windows import window_starts
+from ._run_checks import (
+    check_confounds_rows,
+    check_mask_inside_runs,
+    check_run_files,
+    describe_run,
+)
 from .bids import subject_labels
 from .metrics import check_strategy, score_maps
 from .templates import load_rsn_templates
@@ -191,17 +197,20 @@ def plan_comparison(
 ):
     """Check :func:`~nilearn_stca.evaluation.compare`'s arguments and plan its cells.
 
-    Every run is read once here to check it (4D, finite, not all zeros, long enough, on one
-    grid), then released; nothing is written.
+    Every run is read once here to check it (a file, not a folder; given once; 4D, finite,
+    not all zeros, long enough; its confounds one row per scan; on one grid, or with a
+    given mask inside its field of view), then released; nothing is written.
 
     Returns
     -------
     plan : ComparisonPlan
     """
     pairs = pair_with_confounds(imgs, confounds)
+    check_run_files([img for img, _ in pairs])
     labels = subject_labels([img for img, _ in pairs], subjects)
     loaded = [load_4d_run(img, f"imgs[{i}]", window_length) for i, (img, _) in enumerate(pairs)]
     n_scans = [img.shape[3] for img in loaded]
+    check_confounds_rows(pairs, n_scans)
     t_r = repetition_time(loaded)
     if mask_img is None:
         check_runs_on_one_grid(
@@ -211,6 +220,8 @@ def plan_comparison(
         )
     else:
         check_mask_not_empty(mask_img, name="mask_img")
+        names = [describe_run(img, f"imgs[{i}]") for i, (img, _) in enumerate(pairs)]
+        check_mask_inside_runs(mask_img, loaded, names)
     check_strategy(strategy)
     check_fbn_threshold(threshold)
     threshold = float(threshold)

@@ -1,18 +1,23 @@
 """The folder of a comparison: settings, finished cells with their checksums, results.
 
-``compare`` writes each (subject, method) cell through :class:`CellWriter` and reuses a
-finished one only when :meth:`ResultsFolder.load_cell` finds it whole.
+A folder is a comparison's when it holds its ``comparison.json`` (written first): ``compare``
+writes only into a new or empty folder or its own (:func:`check_results_folder`). It writes
+each (subject, method) cell through :class:`CellWriter` and reuses a finished one only when
+:meth:`ResultsFolder.load_cell` finds it whole.
 """
 
 import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from nilearn.image import load_img
 
-from .._io import FolderLockedError, atomic_path, fsync_directory, fsync_file
+from .._io import LOCK_FILE, FolderLockedError, atomic_path, fsync_directory, fsync_file
 from .bids import BIDS_COLUMNS
 from .tables import STATIC
 
@@ -90,31 +95,166 @@ def read_results(path):
     return results
 
 
-class ResultsFolder:
-    """Where finished (subject, method) cells live; ``None`` folder keeps nothing on disk."""
+def _left_by_compare(name):
+    """Whether an entry of a folder without ``comparison.json`` may be compare's own.
 
-    def __init__(self, out_dir, settings):
+    A compare stopped before it wrote ``comparison.json`` (the folder's first file) leaves
+    at most its lock (``.lock``, or a takeover of it) and, after a crash, the temporary
+    file of ``comparison.json``.
+    """
+    return (
+        name == LOCK_FILE
+        or name.startswith(f"{LOCK_FILE}.takeover-")
+        or re.fullmatch(rf"\.partial-[0-9a-f]{{8}}-{re.escape(SETTINGS_FILE)}", name) is not None
+    )
+
+
+def _read_record(out_dir, name):
+    """The settings ``out_dir/comparison.json`` records; refused where it cannot be read."""
+    settings_file = out_dir / SETTINGS_FILE
+    try:
+        saved = json.loads(settings_file.read_text())
+        problem = None if isinstance(saved, dict) else "not the record of a comparison"
+    except (OSError, ValueError) as error:
+        cause = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        problem = f"unreadable ({cause})"
+    if problem is not None:
+        raise ValueError(
+            f"{settings_file} is {problem}, so {name}={str(out_dir)!r} cannot be resumed: "
+            "choose another folder (if it is a comparison's folder that got damaged, delete "
+            "the folder to start again)."
+        )
+    return saved
+
+
+def check_comparison_folder(out_dir, name="out_dir", also_ours=()):
+    """Refuse ``out_dir`` unless ``compare`` may write there: a folder is ours by its record.
+
+    Reads only. ``out_dir`` may be new, empty, or a comparison's folder (it holds a
+    readable ``comparison.json``, written first by every comparison); any other folder holds
+    files that ``compare`` would overwrite (``results.csv``, ``templates.nii.gz``...) or
+    mingle with.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    name : str, default="out_dir"
+        How errors call the folder (``--out`` on the command line).
+    also_ours : collection of str, default=()
+        Other names that a comparison may leave in a folder before it writes
+        ``comparison.json`` (e.g. the nipype workflow's cache folder).
+
+    Returns
+    -------
+    settings : dict or None
+        The settings ``comparison.json`` records, or None if the folder has none.
+
+    Raises
+    ------
+    ValueError
+        If ``out_dir`` is a file, holds other files and no ``comparison.json``, or holds a
+        ``comparison.json`` that cannot be read as a comparison's record.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return None
+    if not out_dir.is_dir():
+        raise ValueError(f"{name}={str(out_dir)!r} is a file: give a folder.")
+    if (out_dir / SETTINGS_FILE).exists() or (out_dir / SETTINGS_FILE).is_symlink():
+        return _read_record(out_dir, name)
+    foreign = sorted(
+        entry.name
+        for entry in out_dir.iterdir()
+        if not _left_by_compare(entry.name) and entry.name not in also_ours
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
+        raise ValueError(
+            f"{name}={str(out_dir)!r} holds files that no comparison wrote ({shown}; there "
+            f"is no {SETTINGS_FILE}): choose a new or empty folder, so that none of them is "
+            "overwritten."
+        )
+    return None
+
+
+def _check_templates_file(out_dir, templates_img, name):
+    """Refuse a ``templates.nii.gz`` in ``out_dir`` that is not ``templates_img``.
+
+    The folder's record says which templates its comparison wrote; a file that holds others
+    (or cannot be read) was put there since, and the figures would be drawn over it.
+    """
+    path = out_dir / TEMPLATES_FILE
+    if not path.exists():
+        return
+    try:
+        saved = load_img(path)
+        same = (
+            saved.shape == templates_img.shape
+            and np.allclose(saved.affine, templates_img.affine)
+            and np.array_equal(np.asanyarray(saved.dataobj), np.asanyarray(templates_img.dataobj))
+        )
+    except Exception:  # nibabel raises several types for unreadable files
+        same = False
+    if not same:
+        raise ValueError(
+            f"{path} does not hold the templates of the comparison {SETTINGS_FILE} records "
+            f"in {name}={str(out_dir)!r} (it was replaced or damaged since): move it out of "
+            "the folder to have compare write it again, or choose another folder."
+        )
+
+
+def check_results_folder(out_dir, settings, templates_img=None, name="out_dir"):
+    """Refuse ``out_dir`` unless it is new, empty or this comparison's own folder.
+
+    Reads only: :func:`check_comparison_folder`, then the recorded settings must be
+    ``settings`` (a resumed comparison) and a ``templates.nii.gz`` there must hold
+    ``templates_img``.
+
+    Returns
+    -------
+    recorded : bool
+        Whether ``out_dir`` holds this comparison's ``comparison.json`` already.
+    """
+    out_dir = Path(out_dir)
+    saved = check_comparison_folder(out_dir, name)
+    if saved is None:
+        return False
+    if saved != settings:
+        differing = sorted(
+            k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k)
+        )
+        raise ValueError(
+            f"{name}={str(out_dir)!r} holds a comparison with other settings "
+            f"(differing: {', '.join(differing)}): use another {name}, or delete it "
+            "to start again."
+        )
+    if templates_img is not None:
+        _check_templates_file(out_dir, templates_img, name)
+    return True
+
+
+class ResultsFolder:
+    """Where finished (subject, method) cells live; ``None`` folder keeps nothing on disk.
+
+    ``out_dir`` is checked (:func:`check_results_folder`), then its ``comparison.json`` is
+    written first, before any other file, and ``templates_img`` is written to
+    ``templates.nii.gz`` if it is not there yet.
+    """
+
+    def __init__(self, out_dir, settings, templates_img=None):
         self.path = None if out_dir is None else Path(out_dir)
         if self.path is None:
             return
-        settings_file = self.path / SETTINGS_FILE
-        if settings_file.exists():
-            saved = json.loads(settings_file.read_text())
-            if saved != settings:
-                differing = sorted(
-                    k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k)
-                )
-                raise ValueError(
-                    f"out_dir={str(self.path)!r} holds a comparison with other settings "
-                    f"(differing: {', '.join(differing)}): use another out_dir, or delete it "
-                    "to start again."
-                )
-        (self.path / "cells").mkdir(parents=True, exist_ok=True)
+        if not check_results_folder(self.path, settings, templates_img):
+            self.path.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.path / SETTINGS_FILE) as partial:
+                partial.write_text(json.dumps(settings, indent=2))
+        (self.path / "cells").mkdir(exist_ok=True)
         (self.path / CHECKSUMS_DIR).mkdir(exist_ok=True)
         (self.path / "maps").mkdir(exist_ok=True)
-        if not settings_file.exists():
-            with atomic_path(settings_file) as partial:
-                partial.write_text(json.dumps(settings, indent=2))
+        if templates_img is not None and not (self.path / TEMPLATES_FILE).exists():
+            with atomic_path(self.path / TEMPLATES_FILE) as partial:
+                templates_img.to_filename(partial)
 
     def cell_file(self, subject, method):
         return self.path / "cells" / f"{subject}_{method}.csv"
