@@ -21,6 +21,7 @@ from nipype.pipeline import engine as pe
 from test_demo_cli import TINY_COMPARISON, TINY_SIMULATION, TINY_STCA
 
 from nilearn_stca import _io
+from nilearn_stca._owned_files import install
 from nilearn_stca.baselines import ICADecomposition
 from nilearn_stca.cli import main
 from nilearn_stca.demo import DEMO_MARKER, run_demo
@@ -152,6 +153,40 @@ def _user_folder_where_the_demo_writes_a_file(out):
     return _write(out, {"report.html/index.html": b"the user's site"}), set()
 
 
+def _a_rerun_interrupted_while_moving_in(out):
+    """A rerun stopped after moving 3 of its files in: the marker lists every file of both.
+
+    The 3 files are new (an older demo did not write them), so only the marker the rerun
+    writes before moving anything in lists them.
+    """
+    users = _write(out, USER_FILES)
+    first = sorted(json.loads((out / DEMO_MARKER).read_text())["files"])[:3]
+    _rewrite_marker(out, lambda files: [name for name in files if name not in first])
+    for name in first:
+        (out / name).unlink()
+    replace, moved = os.replace, []
+
+    def interrupt_the_fifth(source, target):
+        moved.append(target)  # the first is the marker's
+        if len(moved) == 5:
+            raise KeyboardInterrupt
+        replace(source, target)
+
+    def interrupted_install(*args, **kwargs):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(os, "replace", interrupt_the_fifth)
+            return install(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr("nilearn_stca.demo.install", interrupted_install)
+        _quiet_demo(out)
+    listed = set(json.loads((out / DEMO_MARKER).read_text())["files"])
+    assert set(first) <= _files(out)
+    assert _files(out) - users - {DEMO_MARKER} <= listed
+    assert [p.name for p in out.parent.iterdir()] == ["demo"]
+    return users, set()
+
+
 #: case -> (setup(out) -> (user's files, an older demo's files), the refusal or None).
 DEMO_RERUNS = {
     "user's files in the demo's folders are kept": (_user_files_in_the_demos_folders, None),
@@ -161,6 +196,10 @@ DEMO_RERUNS = {
     ),
     "files an older demo wrote and this one does not are removed": (
         _files_an_older_demo_wrote,
+        None,
+    ),
+    "a rerun after one interrupted while moving its files in": (
+        _a_rerun_interrupted_while_moving_in,
         None,
     ),
     "user's file where the demo writes one is refused": (
