@@ -171,6 +171,18 @@ def _holder_alive(record):
     return True
 
 
+def dead_lock_record(folder):
+    """The record of ``folder``'s lock if the process that held it no longer runs on this host.
+
+    None if the folder holds no lock, an unreadable one, or one whose holder may still run
+    (on another host, or where it cannot be told): only a writer known to be dead is named.
+    """
+    record = _read_lock(Path(folder) / LOCK_FILE)
+    if record is _MISSING or record is None or _holder_alive(record):
+        return None
+    return record
+
+
 def _create_lock(lock, record):
     """Create ``lock`` holding ``record`` if no lock exists; whether this process owns it."""
     try:

@@ -94,9 +94,12 @@ def test_demo_output_is_marked_with_what_the_demo_wrote(demo_output):
     marker = json.loads((demo_output / DEMO_MARKER).read_text())
     assert marker["version"] == __version__
     assert marker["written_by"] == "nilearn-stca demo"
-    written = {p.name for p in demo_output.iterdir()} - {DEMO_MARKER}
-    assert set(marker["files"]) == written
-    assert {"cells", "maps", "report.html", "results.csv"} <= written
+    written = {
+        p.relative_to(demo_output).as_posix() for p in demo_output.rglob("*") if p.is_file()
+    }
+    assert marker["files"] == sorted(written - {DEMO_MARKER})  # every file, recursively
+    assert {"report.html", "results.csv", "cells/sub-01_stca.csv"} <= written
+    assert "maps/sub-01_method-stca_desc-static_components.nii.gz" in written
 
 
 def test_run_demo_refuses_a_folder_it_did_not_write(tmp_path, monkeypatch):

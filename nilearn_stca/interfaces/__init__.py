@@ -29,6 +29,15 @@ every sliding window in one float32 ``maps.npy`` written one window at a time, t
 ``in_files`` (one group fit), each run's sweep is a subfolder ``run-<i>`` (``run-01``,
 ``run-02``... in the order of ``in_files``); :class:`EvaluateIoU` scores the windows of one
 run (``windows_dir`` of a single-run node, or one ``run-*`` subfolder).
+
+Working folder
+--------------
+A node writes only in its working folder: in a workflow, its own node folder. Run on its own
+(``SDL(...).run()``), its working folder is the current folder (or ``run(cwd=...)``), where
+the user keeps files: there a node replaces only what a node of this package wrote, as the
+folder's ``.nilearn-stca-node`` file lists it, and refuses to start if one of its outputs
+(``components.nii.gz``, ``windows``...) is there and not listed. Outputs are written to a
+staging folder and moved in once complete; the working folder is locked meanwhile.
 """
 
 from .._checks import read_confounds

@@ -21,7 +21,6 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from .._io import atomic_path, atomic_paths
 from ..evaluation.bids import with_bids_columns
 from ..evaluation.comparison import result_rows
 from ..evaluation.metrics import STRATEGIES, score_maps
@@ -37,6 +36,7 @@ from ..evaluation.results_folder import (
 )
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
 from ..sweep import load_window_sweep
+from ._node_outputs import node_outputs, top_entry
 
 
 class _TemplatesInputSpec(BaseInterfaceInputSpec):
@@ -115,6 +115,13 @@ class EvaluateIoU(SimpleInterface):
         return new_img_like(maps_img, support.astype(np.uint8), copy_header=False)
 
     def _run_interface(self, runtime):
+        with node_outputs(runtime, "EvaluateIoU", ["iou.csv"]) as staged:
+            self._scores().to_csv(staged / "iou.csv", index=False)
+        self._results["out_csv"] = str(Path(runtime.cwd) / "iou.csv")
+        return runtime
+
+    def _scores(self):
+        """The rows of the static maps, then of every window of the sweep."""
         inputs = self.inputs
         mask_img = self._mask_img()
         templates = load_rsn_templates(
@@ -144,11 +151,7 @@ class EvaluateIoU(SimpleInterface):
                 if not same_mask:
                     maps = apply_mask(sweep.masker.inverse_transform(maps), mask_img)
                 tables.append(rows(maps, start, np.nan))
-        out_csv = Path(runtime.cwd) / "iou.csv"
-        with atomic_path(out_csv) as partial:
-            pd.concat(tables, ignore_index=True).to_csv(partial, index=False)
-        self._results["out_csv"] = str(out_csv)
-        return runtime
+        return pd.concat(tables, ignore_index=True)
 
 
 def _open_one_run_sweep(windows_dir):
@@ -205,24 +208,27 @@ class PrepareComparison(SimpleInterface):
 
     def _run_interface(self, runtime):
         inputs = self.inputs
-        if isdefined(inputs.mask_file):
-            mask_file = inputs.mask_file
-        else:
-            masker = MultiNiftiMasker(mask_strategy="epi").fit(list(inputs.in_files))
-            mask_file = str(Path(runtime.cwd) / "mask.nii.gz")
-            with atomic_path(mask_file) as partial:
-                masker.mask_img_.to_filename(partial)
-        templates = load_rsn_templates(
-            inputs.templates,
-            target_img=load_img(mask_file),
-            threshold=inputs.template_threshold,
-            names=inputs.template_names if isdefined(inputs.template_names) else None,
-        )
-        templates_file = str(Path(runtime.cwd) / TEMPLATES_FILE)
-        with atomic_path(templates_file) as partial:
-            templates.masks_img.to_filename(partial)
+        cwd = Path(runtime.cwd)
+        given_mask = isdefined(inputs.mask_file)
+        writes = [TEMPLATES_FILE] if given_mask else ["mask.nii.gz", TEMPLATES_FILE]
+        with node_outputs(runtime, "PrepareComparison", writes, ["mask.nii.gz"]) as staged:
+            if given_mask:
+                mask_img = load_img(inputs.mask_file)
+            else:
+                masker = MultiNiftiMasker(mask_strategy="epi").fit(list(inputs.in_files))
+                mask_img = masker.mask_img_
+                mask_img.to_filename(staged / "mask.nii.gz")
+            templates = load_rsn_templates(
+                inputs.templates,
+                target_img=mask_img,
+                threshold=inputs.template_threshold,
+                names=inputs.template_names if isdefined(inputs.template_names) else None,
+            )
+            templates.masks_img.to_filename(staged / TEMPLATES_FILE)
         self._results.update(
-            mask_file=mask_file, templates_file=templates_file, template_names=templates.names
+            mask_file=inputs.mask_file if given_mask else str(cwd / "mask.nii.gz"),
+            templates_file=str(cwd / TEMPLATES_FILE),
+            template_names=templates.names,
         )
         return runtime
 
@@ -282,8 +288,8 @@ class ComparisonReport(SimpleInterface):
     maps, named after its subject and method columns), ``results.tsv``,
     ``dataset_description.json`` and ``comparison.json`` (``settings``), then calls
     :func:`~nilearn_stca.evaluation.write_comparison_report` (Table 1, figures and
-    ``report.html``). Each step's files are renamed into place together once all are
-    written: if writing fails (e.g. on a full disk), no partial file remains.
+    ``report.html``). The folder is filled in a staging folder and moved in once complete:
+    if writing fails (e.g. on a full disk), no partial file remains.
 
     Examples
     --------
@@ -300,30 +306,32 @@ class ComparisonReport(SimpleInterface):
     def _run_interface(self, runtime):
         inputs = self.inputs
         out_dir = node_folder(runtime, inputs.out_dir)
-        (out_dir / "maps").mkdir(parents=True, exist_ok=True)
         tables = [read_results(path) for path in _flatten(inputs.in_csvs)]
         settings = inputs.settings if isdefined(inputs.settings) else {}
         results = pd.concat(tables, ignore_index=True)[RESULT_COLUMNS]
         if "subjects" in settings and "imgs" in settings:
             results = with_bids_columns(results, settings["subjects"], settings["imgs"])
-        # The folder's files are renamed together once all are written, so a failure leaves
-        # an earlier comparison's files as they were, consistent with each other.
-        with atomic_paths() as stage:
+        # The folder is filled in a staging folder and moved in once complete, so a failure
+        # leaves an earlier comparison's files as they were, consistent with each other.
+        node = "ComparisonReport"
+        with node_outputs(runtime, node, [top_entry(inputs.out_dir)]) as staged:
+            folder = staged / inputs.out_dir
+            (folder / "maps").mkdir(parents=True)
             for table, maps_file in zip(tables, _flatten(inputs.maps_files), strict=True):
                 subject, method = table.subject.iloc[0], table.method.iloc[0]
-                shutil.copyfile(maps_file, stage(static_maps_file(out_dir, subject, method)))
-            shutil.copyfile(inputs.templates_file, stage(out_dir / TEMPLATES_FILE))
-            stage(out_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
-            write_results(results, out_dir, stage)
-        files = write_comparison_report(
-            out_dir,
-            parameters=inputs.parameters if isdefined(inputs.parameters) else None,
-            paper=inputs.paper,
-            threshold=inputs.threshold,
-        )
+                shutil.copyfile(maps_file, static_maps_file(folder, subject, method))
+            shutil.copyfile(inputs.templates_file, folder / TEMPLATES_FILE)
+            (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, default=str))
+            write_results(results, folder, stage=lambda path: path)  # staged already
+            files = write_comparison_report(
+                folder,
+                parameters=inputs.parameters if isdefined(inputs.parameters) else None,
+                paper=inputs.paper,
+                threshold=inputs.threshold,
+            )
         self._results.update(
             results_file=str(out_dir / RESULTS_FILE),
-            report_file=str(files["report"]),
+            report_file=str(out_dir / Path(files["report"]).relative_to(folder)),
             out_dir=str(out_dir),
         )
         return runtime

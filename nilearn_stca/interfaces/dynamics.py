@@ -17,8 +17,16 @@ from nipype.interfaces.base import (
 from ..evaluation.metrics import STRATEGIES
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from ..methods import METHOD_REGISTRY
+from ._node_outputs import node_outputs, top_entry
 from .comparison_steps import node_folder
 from .methods import _limited_threads
+
+#: The States node's file outputs: output name -> file of write_states.
+_STATES_OUTPUTS = {
+    "sequences_file": "states_sequences.tsv",
+    "metrics_file": "states_metrics.tsv",
+    "transitions_file": "states_transitions.tsv",
+}
 
 
 class StatesInputSpec(BaseInterfaceInputSpec):
@@ -91,24 +99,22 @@ class States(SimpleInterface):
                 )
             sweeps = dict(zip(inputs.subjects, sweeps, strict=True))
         out_dir = node_folder(runtime, inputs.out_dir)
-        result = write_states(
-            sweeps,
-            out_dir,
-            n_states=given("n_states"),
-            features=inputs.features,
-            templates=given("templates"),
-            template_threshold=inputs.template_threshold,
-            threshold=given("threshold"),
-            strategy=inputs.strategy,
-            t_r=given("t_r"),
-            random_state=inputs.random_state,
-        )
-        files = result.files
+        with node_outputs(runtime, "States", [top_entry(inputs.out_dir)]) as staged:
+            write_states(
+                sweeps,
+                staged / inputs.out_dir,
+                n_states=given("n_states"),
+                features=inputs.features,
+                templates=given("templates"),
+                template_threshold=inputs.template_threshold,
+                threshold=given("threshold"),
+                strategy=inputs.strategy,
+                t_r=given("t_r"),
+                random_state=inputs.random_state,
+            )
         self._results.update(
             out_dir=str(out_dir),
-            sequences_file=str(files["states_sequences.tsv"]),
-            metrics_file=str(files["states_metrics.tsv"]),
-            transitions_file=str(files["states_transitions.tsv"]),
+            **{key: str(out_dir / name) for key, name in _STATES_OUTPUTS.items()},
         )
         return runtime
 
@@ -176,14 +182,6 @@ class Stability(SimpleInterface):
         estimator = METHOD_REGISTRY[inputs.method].estimator_class()(**params)
         out_dir = node_folder(runtime, inputs.out_dir)
         n_jobs = inputs.num_threads if isdefined(inputs.num_threads) else 1
-        with _limited_threads(inputs.num_threads):
-            result = stability(
-                estimator,
-                list(inputs.in_files),
-                n_runs=inputs.n_runs,
-                random_state=inputs.random_state,
-                n_jobs=n_jobs,
-            )
         settings = {
             "method": inputs.method,
             "method_params": {k: str(v) for k, v in sorted(params.items())},
@@ -192,13 +190,21 @@ class Stability(SimpleInterface):
             "random_state": inputs.random_state,
         }
         label = METHOD_REGISTRY[inputs.method].label
-        files = write_stability(
-            result, out_dir, settings=settings, title=f"{label}: {inputs.n_runs} runs"
-        )
+        outputs = node_outputs(runtime, "Stability", [top_entry(inputs.out_dir)])
+        with outputs as staged, _limited_threads(inputs.num_threads):
+            result = stability(
+                estimator,
+                list(inputs.in_files),
+                n_runs=inputs.n_runs,
+                random_state=inputs.random_state,
+                n_jobs=n_jobs,
+            )
+            title = f"{label}: {inputs.n_runs} runs"
+            write_stability(result, staged / inputs.out_dir, settings=settings, title=title)
         table_file, centrotypes_file, _ = STABILITY_FILES
         self._results.update(
             out_dir=str(out_dir),
-            table_file=str(files[table_file]),
-            centrotypes_file=str(files[centrotypes_file]),
+            table_file=str(out_dir / table_file),
+            centrotypes_file=str(out_dir / centrotypes_file),
         )
         return runtime

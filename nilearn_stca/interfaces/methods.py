@@ -1,7 +1,6 @@
 """STCA, ICA and SDL as nipype nodes: thin specs over the estimators of the Python API."""
 
 import contextlib
-import shutil
 import time
 from pathlib import Path
 
@@ -21,11 +20,11 @@ from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from .._checks import read_confounds
-from .._io import atomic_path
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..stca import STCADecomposition
 from ..stca._training import torch_threads
 from ..sweep import write_window_sweep
+from ._node_outputs import node_outputs
 
 
 def _int(default, desc):
@@ -235,22 +234,29 @@ class _Decomposition(SimpleInterface):
             )
         return self._estimator_class(**params)
 
+    #: The node's outputs in its working folder (``windows`` is also one, written on demand).
+    _output_names = ("components.nii.gz", "fbns.nii.gz", "mask.nii.gz")
+
     def _run_interface(self, runtime):
-        out_dir = Path(runtime.cwd)
         in_files = list(self.inputs.in_files)
         confounds = (
             [read_confounds(path) for path in self.inputs.confounds_files]
             if isdefined(self.inputs.confounds_files)
             else None
         )
-        with _limited_threads(self.inputs.num_threads):
-            self._fit_and_write(in_files, confounds, out_dir)
+        writes = [*self._output_names, *(["windows"] if self.inputs.windows else [])]
+        node = type(self).__name__
+        with (
+            node_outputs(runtime, node, writes, replaces=["windows"]) as staged,
+            _limited_threads(self.inputs.num_threads),
+        ):
+            self._fit_and_write(in_files, confounds, staged, Path(runtime.cwd))
         return runtime
 
-    def _fit_and_write(self, in_files, confounds, out_dir):
+    def _fit_and_write(self, in_files, confounds, staged, out_dir):
+        """Fit, and write the outputs into ``staged``; they are moved to ``out_dir`` after."""
         estimator = self._make_estimator()
-        windows_dir = out_dir / "windows"
-        shutil.rmtree(windows_dir, ignore_errors=True)  # a rerun keeps no earlier window
+        windows_dir = staged / "windows"
         stride = self.inputs.sweep_stride if isdefined(self.inputs.sweep_stride) else None
         started = time.perf_counter()
         if self.inputs.windows and len(in_files) == 1:
@@ -268,19 +274,18 @@ class _Decomposition(SimpleInterface):
                     run_dir = windows_dir / f"run-{i + 1:02d}"
                     write_window_sweep(estimator, img, run_dir, conf, stride)
         if self.inputs.windows:
-            self._results["windows_dir"] = str(windows_dir)
+            self._results["windows_dir"] = str(out_dir / "windows")
         outputs = {
             "components_file": (estimator.components_img_, "components.nii.gz"),
             "thresholded_file": (estimator.fbns_img(), "fbns.nii.gz"),
             "mask_file": (estimator.mask_img_, "mask.nii.gz"),
         }
         for name, (img, filename) in outputs.items():
-            with atomic_path(out_dir / filename) as partial:
-                img.to_filename(partial)
+            img.to_filename(staged / filename)
             self._results[name] = str(out_dir / filename)
-        self._save_model(estimator, out_dir)
+        self._save_model(estimator, staged, out_dir)
 
-    def _save_model(self, estimator, out_dir):
+    def _save_model(self, estimator, staged, out_dir):
         """Nothing to save for the baselines (their nilearn estimators are not kept)."""
 
 
@@ -319,9 +324,14 @@ class STCA(_Decomposition):
     _estimator_class = STCADecomposition
     _params = _STCA_PARAMS
 
-    def _save_model(self, estimator, out_dir):
-        self._results["model_dir"] = str(estimator.save(out_dir / "model", format="folder"))
-        self._results["model_file"] = str(estimator.save(out_dir / "model.pkl"))
+    _output_names = (*_Decomposition._output_names, "model", "model.pkl")
+
+    def _save_model(self, estimator, staged, out_dir):
+        estimator.save(staged / "model", format="folder")
+        estimator.save(staged / "model.pkl")
+        self._results.update(
+            model_dir=str(out_dir / "model"), model_file=str(out_dir / "model.pkl")
+        )
 
 
 class ICA(_Decomposition):
