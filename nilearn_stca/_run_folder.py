@@ -2,14 +2,15 @@
 run's files, and filled all at once."""
 
 import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._io import atomic_paths, folder_lock
+from ._io import LOCK_FILE, atomic_paths, folder_lock
 
 
-def check_run_folder(out_dir, record, settings, names):
-    """Refuse ``out_dir`` if it holds another run, or files named as ours from elsewhere.
+def check_run_folder(out_dir, record, settings):
+    """Refuse ``out_dir`` if it holds another run, or files that no run of this step wrote.
 
     Parameters
     ----------
@@ -18,8 +19,6 @@ def check_run_folder(out_dir, record, settings, names):
         The run's JSON file, whose ``"settings"`` describe the run that wrote the folder.
     settings : dict
         This run's settings (JSON types): the same settings may write the folder again.
-    names : sequence of str
-        Files every run writes: held without ``record``, they are someone else's.
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"out_dir={str(out_dir)!r} is a file: give a folder.")
@@ -34,16 +33,31 @@ def check_run_folder(out_dir, record, settings, names):
                 "settings or inputs): choose another folder."
             )
         return
-    foreign = [name for name in names if (out_dir / name).exists()]
+    if not out_dir.is_dir():
+        return
+    # Without its record a folder is not ours: any entry but what a stopped run leaves (its
+    # lock, the temporary files of its first files) may be the user's, whatever its name
+    # (e.g. a figure named as a method's would be overwritten).
+    foreign = sorted(entry.name for entry in out_dir.iterdir() if not _left_by_a_run(entry.name))
     if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
         raise ValueError(
-            f"out_dir={str(out_dir)!r} already holds {foreign} without {record}: they were "
-            "not written by this step; choose another folder."
+            f"out_dir={str(out_dir)!r} holds files this step did not write ({shown}; there is "
+            f"no {record}): choose a new or empty folder, so that none of them is overwritten."
         )
 
 
+def _left_by_a_run(name):
+    """Whether an entry of a folder without the run's record may be a stopped run's own."""
+    return (
+        name == LOCK_FILE
+        or name.startswith(f"{LOCK_FILE}.takeover-")
+        or re.fullmatch(r"\.partial-[0-9a-f]{8}-.+", name) is not None
+    )
+
+
 @contextmanager
-def run_files(out_dir, record, settings, names, what):
+def run_files(out_dir, record, settings, what):
     """Yield ``stage``: ``stage(name)`` is a temporary path for ``out_dir / name``.
 
     ``out_dir`` is created, locked (:func:`~nilearn_stca._io.folder_lock`) and checked
@@ -56,7 +70,7 @@ def run_files(out_dir, record, settings, names, what):
     created = not out_dir.exists()
     try:
         with folder_lock(out_dir, what, name="out_dir"), atomic_paths() as stage_file:
-            check_run_folder(out_dir, record, settings, names)
+            check_run_folder(out_dir, record, settings)
 
             def stage(name):
                 stage.files[name] = out_dir / name

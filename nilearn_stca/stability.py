@@ -245,7 +245,7 @@ def write_stability(result, out_dir, settings=None, title=None):
         "n_empty_maps": [int(n) for n in result.n_empty],
         "stability_index": {"mean": index.mean(), "min": index.min(), "max": index.max()},
     }
-    with run_files(out_dir, STABILITY_FILE, settings, STABILITY_FILES, "stability run") as stage:
+    with run_files(out_dir, STABILITY_FILE, settings, "stability run") as stage:
         json_file = stage(STABILITY_FILE)
         table_file, maps_file, figure_file = STABILITY_FILES
         result.table.to_csv(stage(table_file), sep="\t")

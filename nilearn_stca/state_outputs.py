@@ -37,9 +37,6 @@ STATES_FILE = "states.json"
 FEATURES = ("maps", "presence")
 #: The tables of a states run: sequences, metrics, transitions.
 TABLE_FILES = ("states_sequences.tsv", "states_metrics.tsv", "states_transitions.tsv")
-#: Files of a states run that are not per method (a folder holding them without
-#: ``states.json`` was written by something else).
-_SHARED_FILES = (*TABLE_FILES, "state_occupancy.png")
 
 
 # ---------------------------------------------------------------------- presence
@@ -269,7 +266,7 @@ def write_states(
             for method, group in groups.items()
         },
     }
-    check_run_folder(out_dir, STATES_FILE, settings, _SHARED_FILES)
+    check_run_folder(out_dir, STATES_FILE, settings)
 
     template_masks = _template_loader(templates, template_threshold)
     states = {}
@@ -339,7 +336,7 @@ def _write(out_dir, settings, record, states, features, tables):
     from .evaluation.state_figures import plot_occupancy, plot_states
     from .evaluation.tables import METHOD_NAMES
 
-    with run_files(out_dir, STATES_FILE, settings, _SHARED_FILES, "states run") as stage:
+    with run_files(out_dir, STATES_FILE, settings, "states run") as stage:
         json_file = stage(STATES_FILE)
         for name, table in zip(TABLE_FILES, tables, strict=True):
             table.to_csv(stage(name), sep="\t", index=False, na_rep="n/a")

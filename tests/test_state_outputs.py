@@ -197,7 +197,7 @@ def test_the_same_run_rewrites_its_folder_another_is_refused(sweeps, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "states_metrics.tsv").write_text("mine")
-    with pytest.raises(ValueError, match="not written by this step"):
+    with pytest.raises(ValueError, match="holds files this step did not write"):
         write_states(paths, other, n_states=2)
     assert (other / "states_metrics.tsv").read_text() == "mine"
 
@@ -208,15 +208,15 @@ def _fail(*args, **kwargs):
 
 def test_a_failure_while_writing_leaves_no_file(sweeps, tmp_path, monkeypatch):
     sim, paths = sweeps
+    write_states(paths, tmp_path / "ours", n_states=3)
     monkeypatch.setattr("nilearn_stca.evaluation.state_figures.plot_occupancy", _fail)
     with pytest.raises(OSError, match="No space left"):
         write_states(paths, tmp_path / "new", n_states=2)
     assert not (tmp_path / "new").exists()
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ours").iterdir()}
     with pytest.raises(OSError, match="No space left"):
-        write_states(paths, tmp_path / "mine", n_states=2)
-    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+        write_states(paths, tmp_path / "ours", n_states=3)  # the same run, rewriting its folder
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ours").iterdir()} == before
 
 
 def test_sweeps_are_grouped_by_method_and_labelled_by_folder(sweeps, tmp_path):

@@ -372,3 +372,37 @@ def test_stability_cli_warns_of_empty_maps_and_writes_no_nan(func_file, tmp_path
     maps = apply_mask(out / "desc-centrotypes_components.nii.gz", func_file / "mask.nii.gz")
     assert np.isfinite(maps).all() and len(maps) == record["n_clusters"]
     assert os.listdir(out) and not [p for p in os.listdir(out) if p.startswith(".partial")]
+
+
+# ---------------------------------------------------------------------- the user's files in --out
+#: Files of the user in --out, named as the step's own per-method files or not at all: a
+#: folder without the step's record is not ours, whatever it holds.
+USER_FILES = {
+    "states: a figure named as a method's": ("states", "method-stca_states.png"),
+    "states: a table named as a method's": ("states", "method-stca_state_profiles.tsv"),
+    "states: notes": ("states", "my_notes.txt"),
+    "stability: notes": ("stability", "my_notes.txt"),
+    "stability: the figure's name": ("stability", "stability.png"),
+}
+
+
+@pytest.mark.parametrize("case", USER_FILES)
+def test_an_out_folder_of_the_users_is_refused_and_kept(
+    case, sweep_dir, func_file, tmp_path, capsys
+):
+    command, name = USER_FILES[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_bytes(b"the user's own file")
+    before = _files(tmp_path)
+    if command == "states":
+        argv = ["states", str(sweep_dir), "--n-states", "2"]
+    else:
+        argv = ["stability", str(func_file / "sub-01_bold.nii.gz"), "--method", "sdl"]
+        argv += ["--n-runs", "2", "--mask", str(func_file / "mask.nii.gz")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(out), "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"holds files this step did not write ({name};" in err, err
+    assert _files(tmp_path) == before

@@ -123,7 +123,7 @@ def _run_stability(args, argv):
 
     from .._run_folder import check_run_folder
     from ..evaluation.tables import METHOD_NAMES
-    from ..stability import STABILITY_FILE, STABILITY_FILES, stability, write_stability
+    from ..stability import STABILITY_FILE, stability, write_stability
 
     settings = {
         "method": args.method,
@@ -133,7 +133,7 @@ def _run_stability(args, argv):
         "n_components": args.n_components,
         "seed": args.seed,
     }
-    check_run_folder(args.out, STABILITY_FILE, settings, STABILITY_FILES)  # before the fits
+    check_run_folder(args.out, STABILITY_FILE, settings)  # before the fits
     params = {}
     if args.mask is not None:  # the runs are resampled to its grid, as compare does
         mask_img = nib.load(args.mask)
