@@ -44,12 +44,11 @@ def _choices_text(choices):
     return ", ".join(repr(choice) for choice in choices)
 
 
-def integer(minimum, *, none=False):
-    """Rule: an integer >= ``minimum`` (not a bool), or None where ``none``."""
+def integer(minimum):
+    """Rule: an integer >= ``minimum`` (not a bool)."""
 
     def rule(value, name):
-        if not (none and value is None):
-            check_integer(value, name, minimum)
+        check_integer(value, name, minimum)
 
     return rule
 

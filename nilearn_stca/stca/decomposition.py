@@ -54,6 +54,13 @@ PAPER_SETTINGS = {"n_components": 64, "learning_rate": 1e-4, "decoder": "autoenc
 #: ``fbn_threshold``'s default (the paper's z threshold).
 DEFAULT_FBN_THRESHOLD = 3.6
 
+
+def _check_device(value, name):
+    """Rule: a device :func:`resolve_device` knows and finds (CUDA absent fails here)."""
+    del name  # resolve_device names device itself
+    resolve_device(value)
+
+
 #: The rules ``fit`` checks the parameters with (:mod:`nilearn_stca._param_rules`); the
 #: deprecated ``threshold`` is checked apart (:meth:`STCADecomposition._check_params`).
 _PARAM_RULES = {
@@ -69,8 +76,7 @@ _PARAM_RULES = {
     "static_maps": one_of(*STATIC_MAPS),
     "conv_algorithm": one_of(*CONV_ALGORITHM_CHOICES),
     "autoencoder_widths": integers(4, 1),
-    # An unknown device, or CUDA absent, fails here.
-    "device": lambda value, name: resolve_device(value),
+    "device": _check_device,
     **MASKER_RULES,
 }
 
