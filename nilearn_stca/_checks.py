@@ -68,20 +68,20 @@ def repetition_time(imgs):
     return values.pop() if len(values) == 1 else None
 
 
-def load_4d_run(img, name, window_length):
-    """Load one run, checking that it is 4D, at least one window long and finite."""
+def load_4d_run(img, name, window_length, window_option="window_length"):
+    """Load one run, checking that it is 4D, at least one window long and finite.
+
+    ``window_option`` names how the caller's user changes the window length (the Python
+    parameter by default, a command-line option...), or is None where it cannot be changed:
+    the advice for a run shorter than a window is then to give a longer run.
+    """
     img = load_img(img)
     if img.ndim != 4:
         raise ValueError(
-            f"{name} is a {img.ndim}D image with shape {img.shape}: STCA needs a 4D fMRI run "
-            "(x, y, z, time). Give the 4D series, not a single volume."
+            f"{name} is a {img.ndim}D image with shape {img.shape}: a 4D fMRI run "
+            "(x, y, z, time) is needed. Give the 4D series, not a single volume."
         )
-    n_scans = img.shape[3]
-    if n_scans < window_length:
-        raise ValueError(
-            f"{name} has {n_scans} scans, fewer than window_length={window_length}: "
-            "lower window_length or give a longer run."
-        )
+    check_enough_scans(name, img.shape[3], window_length, window_option)
     data = np.asanyarray(img.dataobj)
     if not np.isfinite(data).all():
         raise ValueError(
@@ -94,6 +94,73 @@ def load_4d_run(img, name, window_length):
             "the preprocessed BOLD run, not an empty output of an earlier step."
         )
     return img
+
+
+def check_enough_scans(name, n_scans, window_length, window_option="window_length"):
+    """Refuse a run of fewer scans than one window; see :func:`load_4d_run`."""
+    if n_scans >= window_length:
+        return
+    fix = f"give a longer run (at least {window_length} scans)"
+    if window_option is not None:
+        fix = f"lower {window_option} or {fix}"
+    raise ValueError(
+        f"{name} has {n_scans} scans, fewer than window_length={window_length}: {fix}."
+    )
+
+
+def _voxel_sizes(affine):
+    """The voxel sizes (mm) of an affine, whatever its rotation."""
+    return np.sqrt(np.sum(np.asarray(affine)[:3, :3] ** 2, axis=0))
+
+
+def _plain(values, separator=" x "):
+    """Numbers as a person writes them: ``4 x 4 x 4``, ``2.5 x 2.5 x 3``."""
+    return separator.join(f"{float(value):.4g}" for value in values)
+
+
+def grid_difference(img, reference):
+    """What differs between the grids of two images, in plain numbers, or None.
+
+    Returns
+    -------
+    difference : str or None
+        ``"shape differs: ..."``, ``"affine differs: ..."`` or ``"shape and affine differ:
+        ..."``, then what differs as ``"<img's>, not <reference's>"``: shapes (voxels), voxel
+        sizes (mm), orientation, origins (mm); None on one grid.
+    """
+    shape, reference_shape = tuple(img.shape[:3]), tuple(reference.shape[:3])
+    affine, reference_affine = np.asarray(img.affine), np.asarray(reference.affine)
+    same_shape = shape == reference_shape
+    same_affine = np.allclose(affine, reference_affine)
+    if same_shape and same_affine:
+        return None
+    details = []
+    if not same_shape:
+        details.append(f"{_plain(shape)} voxels, not {_plain(reference_shape)}")
+    if not same_affine:
+        details.extend(_affine_differences(affine, reference_affine))
+    what = {
+        (False, False): "shape and affine differ",
+        (False, True): "shape differs",
+        (True, False): "affine differs",
+    }[(same_shape, same_affine)]
+    return f"{what}: " + "; ".join(details)
+
+
+def _affine_differences(affine, reference_affine):
+    """How two affines differ: voxel size, orientation, origin (mm)."""
+    sizes, reference_sizes = _voxel_sizes(affine), _voxel_sizes(reference_affine)
+    differences = []
+    if not np.allclose(sizes, reference_sizes):
+        differences.append(f"voxels of {_plain(sizes)} mm, not {_plain(reference_sizes)} mm")
+    elif not np.allclose(affine[:3, :3], reference_affine[:3, :3]):
+        differences.append("voxels of the same size in another orientation")
+    origin, reference_origin = affine[:3, 3], reference_affine[:3, 3]
+    if not np.allclose(origin, reference_origin):
+        differences.append(
+            f"origin at ({_plain(origin, ', ')}) mm, not ({_plain(reference_origin, ', ')}) mm"
+        )
+    return differences or ["another affine"]
 
 
 def check_same_grid(mask, img, target_affine=None, target_shape=None):
@@ -117,12 +184,12 @@ def check_same_grid(mask, img, target_affine=None, target_shape=None):
     mask_img = getattr(mask, "mask_img", mask)
     if mask_img is None:
         return
-    mask_img = load_img(mask_img)
-    if mask_img.shape[:3] != img.shape[:3] or not np.allclose(mask_img.affine, img.affine):
+    difference = grid_difference(load_img(mask_img), img)
+    if difference is not None:
         raise ValueError(
-            f"mask (shape {mask_img.shape[:3]}) and imgs (shape {img.shape[:3]}) are on "
-            "different grids: resample one onto the other (nilearn.image.resample_to_img), "
-            "or set target_affine and target_shape to resample both."
+            f"mask and imgs are on different grids (the mask's {difference}): resample one "
+            "onto the other (nilearn.image.resample_to_img), or set target_affine and "
+            "target_shape to resample both."
         )
 
 
@@ -136,13 +203,10 @@ def check_runs_on_one_grid(imgs, target_affine=None, target_shape=None, fix=None
         return
     first = imgs[0]
     for i, img in enumerate(imgs[1:], start=1):
-        if img.shape[:3] != first.shape[:3] or not np.allclose(img.affine, first.affine):
-            what = "shape" if img.shape[:3] != first.shape[:3] else "affine"
+        difference = grid_difference(img, first)
+        if difference is not None:
             raise ValueError(
-                f"imgs[{i}] is on another grid than imgs[0] (its {what} differs: "
-                f"{img.shape[:3]} vs {first.shape[:3]} voxels of "
-                f"{tuple(np.round(np.abs(np.diag(img.affine)[:3]), 2))} vs "
-                f"{tuple(np.round(np.abs(np.diag(first.affine)[:3]), 2))} mm): "
+                f"imgs[{i}] is on another grid than imgs[0] (its {difference}): "
                 + (
                     fix
                     or "resample the runs onto one grid (nilearn.image.resample_to_img), or "
@@ -190,19 +254,69 @@ def load_runs(imgs, confounds, window_length):
     ]
 
 
+def load_mask(mask):
+    """The mask image an estimator's ``mask`` gives (an image, or a masker holding one), checked.
+
+    It must be 3D (a 4D image of a single volume counts as 3D, as in nilearn) and hold a
+    non-zero voxel.
+
+    Returns
+    -------
+    mask_img : Nifti1Image or None
+        None where ``mask`` gives no image: the masker computes the mask from the data.
+    """
+    mask_img = getattr(mask, "mask_img", mask)
+    if mask_img is None:
+        return None
+    name = "mask" if mask_img is mask else "mask.mask_img"
+    mask_img = load_img(mask_img)
+    if mask_img.ndim != 3 and not (mask_img.ndim == 4 and mask_img.shape[3] == 1):
+        raise ValueError(
+            f"{name} is a {mask_img.ndim}D image of shape {mask_img.shape}: give a 3D brain "
+            "mask, e.g. one of its volumes (nilearn.image.index_img(mask, 0)) or their "
+            "union (nilearn.image.math_img('np.any(img, axis=-1)', img=mask))."
+        )
+    check_mask_not_empty(mask_img, name)
+    return mask_img
+
+
 def load_runs_for_fit(estimator, imgs, confounds):
     """``load_runs`` plus the checks every estimator's ``fit`` makes on runs and mask.
 
-    The runs must share one grid, and a given mask must be non-empty and on their grid,
-    unless the estimator's ``target_affine`` / ``target_shape`` resample them all.
+    The mask, when given, is checked first (:func:`load_mask`). The runs must share one
+    grid, and the mask must be on their grid, unless the estimator's ``target_affine`` /
+    ``target_shape`` resample them all.
     """
+    mask_img = load_mask(estimator.mask)
     runs_and_confounds = load_runs(imgs, confounds, estimator.window_length)
     loaded = [img for img, _ in runs_and_confounds]
     target = (estimator.target_affine, estimator.target_shape)
     check_runs_on_one_grid(loaded, *target)
-    check_mask_not_empty(estimator.mask)
-    check_same_grid(estimator.mask, loaded[0], *target)
+    check_same_grid(mask_img, loaded[0], *target)
     return runs_and_confounds
+
+
+def check_n_components(n_components, bound, what, why, fix=""):
+    """Refuse more maps than the data can give: ``n_components <= bound``.
+
+    ``what`` names the bound (e.g. "the 640 voxels of the mask"), ``why`` says why no more
+    maps can be found; ``fix`` is another way out than a lower ``n_components``.
+    """
+    if n_components > bound:
+        raise ValueError(
+            f"n_components={n_components} is more than {what}: {why}. Give n_components "
+            f"<= {bound}{fix}."
+        )
+
+
+def cleaning_dof(standardize, detrend):
+    """Degrees of freedom the cleaning of a run or window removes from each voxel's series.
+
+    Detrending removes its mean and linear trend (2); standardizing alone, its mean (1).
+    """
+    if detrend:
+        return 2
+    return 0 if standardize is None or standardize is False else 1
 
 
 def check_integer(value, name, minimum):
@@ -214,15 +328,6 @@ def check_integer(value, name, minimum):
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, not a bool: got {value!r}.")
     check_scalar(value, name, target_type=numbers.Integral, min_val=minimum)
-
-
-def check_integer_params(estimator, minimums):
-    """Check that each named parameter is an integer at least its minimum.
-
-    ``minimums`` maps parameter names to their smallest allowed value.
-    """
-    for name, minimum in minimums.items():
-        check_integer(getattr(estimator, name), name, minimum)
 
 
 def mask_run(masker, img, confounds=None):

@@ -6,6 +6,8 @@ z-scored, sign-flipped maps every method reports), so that ``fit_transform``,
 ``RegionExtractor`` and ``ConnectivityMeasure`` scripts work with every method alike.
 """
 
+import warnings
+
 import numpy as np
 from nilearn.image import index_img, load_img
 from nilearn.maskers import NiftiMapsMasker
@@ -63,6 +65,22 @@ class DecompositionAPIMixin:
             memory=getattr(self, "memory", None),
             memory_level=getattr(self, "memory_level", 0),
         ).fit()
+
+    def _warn_zero_maps(self, hint):
+        """Warn, naming ``n_components``, where some static maps (not all) are all zeros.
+
+        A fit that finds fewer maps than asked for gives all-zero maps in their place;
+        ``hint`` says why this method may, and what to change.
+        """
+        n_maps = len(self.components_)
+        n_zero = n_maps - len(self._nonzero_maps)
+        if 0 < n_zero < n_maps:
+            warnings.warn(
+                f"{type(self).__name__}: {n_zero} of the n_components={n_maps} static maps "
+                f"are all zeros. {hint}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     @property
     def _nonzero_maps(self):

@@ -10,12 +10,12 @@ import re
 DOCDICT = {
     "mask": """\
 mask : Niimg-like, NiftiMasker or MultiNiftiMasker, default=None
-    Brain mask, or a masker (used as given, its own parameters kept). If None, a mask is
-    computed from the data with ``mask_strategy``. A mask on another grid than the data is
-    refused unless ``target_affine`` and ``target_shape`` are set.""",
+    3D brain mask, or a masker (used as given, its own parameters kept). If None, a mask
+    is computed from the data with ``mask_strategy``. A mask of several volumes, or on
+    another grid than the data unless ``target_affine`` and ``target_shape`` are set, is
+    refused.""",
     "standardize_whole_run": """\
-standardize : {"zscore_sample", "zscore", "psc", True, False, None}, \
-default="zscore_sample"
+standardize : {"zscore_sample", "psc", True, False, None}, default="zscore_sample"
     Per-voxel standardisation, see :func:`nilearn.signal.clean`. The default is nilearn's
     ``True`` in the spelling nilearn 0.14 asks for (it deprecates booleans): z-score with
     the sample sd. Before nilearn 0.13, ``True`` meant ``"zscore"`` (population sd); the

@@ -37,7 +37,8 @@ class WindowMapsMixin:
 
     def _masked_run(self, img, confounds=None):
         check_is_fitted(self)
-        img = load_4d_run(img, "img", self.window_length)
+        # The fitted window_length cannot change here: a shorter run is the only way out.
+        img = load_4d_run(img, "img", self.window_length, window_option=None)
         return mask_run(self.masker_, img, confounds)
 
     def iter_window_maps(self, img, confounds=None, stride=None):

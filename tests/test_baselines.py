@@ -269,7 +269,7 @@ def test_bad_parameters(cls, params, error, match, tiny_run):
 
 def test_bad_window_alpha(tiny_run):
     img, mask = tiny_run
-    with pytest.raises(ValueError, match="window_alpha must be a number >= 0"):
+    with pytest.raises(ValueError, match=r"window_alpha == -1.0, must be >= 0"):
         SDLDecomposition(mask=mask, window_alpha=-1.0).fit(img)
 
 
@@ -282,9 +282,11 @@ def test_bad_images(cls, tiny_run):
     nan_data = data.copy()
     nan_data[3, 3, 3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        cls(mask=mask, window_length=20).fit(nib.Nifti1Image(nan_data, img.affine))
+        cls(mask=mask, window_length=20, n_components=5).fit(nib.Nifti1Image(nan_data, img.affine))
     with pytest.raises(ValueError, match="fewer than window_length"):
-        cls(mask=mask, window_length=20).fit(nib.Nifti1Image(data[..., :10], img.affine))
+        cls(mask=mask, window_length=20, n_components=5).fit(
+            nib.Nifti1Image(data[..., :10], img.affine)
+        )
 
 
 @pytest.mark.parametrize("cls", METHODS)
@@ -386,11 +388,22 @@ def test_default_alpha_finds_networks_where_nilearns_default_finds_none():
     assert SDLDecomposition().alpha == 2.0
 
 
-@pytest.mark.parametrize("alpha", ["AUTO", -1.0, True, None])
-def test_bad_alpha_is_named(alpha, tiny_run):
+@pytest.mark.parametrize(
+    ("alpha", "error", "match"),
+    [
+        ("AUTO", TypeError, "alpha must be 'auto' or a number, got 'AUTO'"),
+        (-1.0, ValueError, r"alpha == -1.0, must be >= 0"),
+        (True, TypeError, "alpha must be 'auto' or a number, got True"),
+        (None, TypeError, "alpha must be 'auto' or a number, got None"),
+        (float("nan"), ValueError, "alpha == nan, must be finite"),
+    ],
+)
+def test_bad_alpha_is_named(alpha, error, match, tiny_run):
     img, mask = tiny_run
-    with pytest.raises(ValueError, match='alpha must be "auto" or a number >= 0'):
-        SDLDecomposition(alpha=alpha, mask=mask, window_length=20).fit(img)
+    est = SDLDecomposition(alpha=alpha, mask=mask, window_length=20)
+    with pytest.raises(error, match=match):
+        est.fit(img)
+    assert not hasattr(est, "masker_")
 
 
 def test_score_is_nilearns_definition(sim):

@@ -218,7 +218,7 @@ def test_mask_computed_from_data(tiny_run):
         ({"window_length": 1}, ValueError, r"window_length == .+, must be >= 2"),
         ({"n_epochs": 0}, ValueError, r"n_epochs == .+, must be >= 1"),
         ({"batch_size": 0}, ValueError, r"batch_size == .+, must be >= 1"),
-        ({"learning_rate": 0}, ValueError, "learning_rate must be > 0"),
+        ({"learning_rate": 0}, ValueError, r"learning_rate == 0, must be > 0"),
         ({"autoencoder_widths": (4, 4)}, ValueError, "autoencoder_widths"),
         ({"device": "tpu"}, ValueError, "Unknown device='tpu'"),
         ({"device": "banana"}, ValueError, "Unknown device='banana'"),

@@ -9,6 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import TINY_STCA
+from nilearn.image import index_img
+from nilearn.maskers import NiftiMasker
 
 from nilearn_stca import STCADecomposition, load_window_sweep, write_window_sweep
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
@@ -86,8 +88,15 @@ def test_all_zero_run_is_refused(method, tiny_run):
 def test_mask_on_another_grid_is_refused_by_every_method(method, tiny_run):
     img, mask = tiny_run
     shifted = nib.Nifti1Image(np.asanyarray(mask.dataobj), mask.affine @ np.diag([2, 2, 2, 1]))
-    with pytest.raises(ValueError, match="different grids.*target_affine and target_shape"):
-        ESTIMATORS[method](mask=shifted).fit(img)
+    est = ESTIMATORS[method](mask=shifted)
+    with pytest.raises(ValueError) as caught:
+        est.fit(img)
+    assert str(caught.value) == (
+        "mask and imgs are on different grids (the mask's affine differs: voxels of 8 x 8 x 8 "
+        "mm, not 4 x 4 x 4 mm): resample one onto the other (nilearn.image.resample_to_img), "
+        "or set target_affine and target_shape to resample both."
+    )
+    assert not hasattr(est, "masker_")
     # With a target grid both are resampled onto it, by every method alike.
     est = _quiet(
         ESTIMATORS[method](mask=shifted, target_affine=img.affine, target_shape=img.shape[:3]).fit,
@@ -110,50 +119,205 @@ def _rescaled(img):
     return nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine @ np.diag([0.75] * 3 + [1]))
 
 
+def _moved(img):
+    affine = img.affine.copy()
+    affine[0, 3] = 8.0
+    return nib.Nifti1Image(np.asanyarray(img.dataobj), affine)
+
+
 def _empty(mask):
     return nib.Nifti1Image(np.zeros(mask.shape, np.uint8), mask.affine)
 
 
-#: case -> (what replaces the run and the parameters, the error's text). Each case gets one
-#: line that names the parameter (or the input) and the fix.
+def _stacked(*masks):
+    """A 4D image of the given 3D masks, one volume each."""
+    return nib.Nifti1Image(
+        np.stack([np.asanyarray(m.dataobj) for m in masks], axis=-1), masks[0].affine
+    )
+
+
+def _cube(mask, size):
+    """A cube mask of ``size**3`` voxels on the grid of ``mask``."""
+    data = np.zeros(mask.shape, np.uint8)
+    data[4 : 4 + size, 4 : 4 + size, 4 : 4 + size] = 1
+    return nib.Nifti1Image(data, mask.affine)
+
+
+def _masker_of(mask_img):
+    return NiftiMasker(mask_img=mask_img)
+
+
+#: case -> (what replaces the run and the parameters, the error's type, its text). Each case
+#: gets one line that names the parameter (or the input) and the fix, before any fitting.
 API_CASES = {
-    "NaN voxel": (lambda img, mask: (_with_value(img, np.nan), {}), "contains NaN or infinite"),
-    "Inf voxel": (lambda img, mask: (_with_value(img, np.inf), {}), "contains NaN or infinite"),
+    "NaN voxel": (
+        lambda img, mask: (_with_value(img, np.nan), {}),
+        ValueError,
+        "contains NaN or infinite",
+    ),
+    "Inf voxel": (
+        lambda img, mask: (_with_value(img, np.inf), {}),
+        ValueError,
+        "contains NaN or infinite",
+    ),
+    "3D run": (
+        lambda img, mask: (index_img(img, 0), {}),
+        ValueError,
+        r"^imgs is a 3D image with shape \(12, 12, 12\): a 4D fMRI run \(x, y, z, time\) is "
+        "needed",
+    ),
     "runs on two grids": (
         lambda img, mask: ([img, _cropped(img)], {"mask": None}),
-        r"imgs\[1\] is on another grid than imgs\[0\] \(its shape differs.*resample_to_img",
+        ValueError,
+        r"^imgs\[1\] is on another grid than imgs\[0\] \(its shape differs: 10 x 12 x 12 "
+        r"voxels, not 12 x 12 x 12\): resample the runs onto one grid "
+        r"\(nilearn.image.resample_to_img\)",
     ),
-    "runs with two affines": (
+    "runs with two voxel sizes": (
         lambda img, mask: ([img, _rescaled(img)], {"mask": None}),
-        r"imgs\[1\] is on another grid .*its affine differs.*set target_affine and target_shape",
+        ValueError,
+        r"^imgs\[1\] is on another grid than imgs\[0\] \(its affine differs: voxels of "
+        r"3 x 3 x 3 mm, not 4 x 4 x 4 mm\): .*set target_affine and target_shape",
+    ),
+    "runs with two origins": (
+        lambda img, mask: ([img, _moved(img)], {"mask": None}),
+        ValueError,
+        r"\(its affine differs: origin at \(8, 0, 0\) mm, not \(0, 0, 0\) mm\)",
     ),
     "empty mask": (
         lambda img, mask: (img, {"mask": _empty(mask)}),
+        ValueError,
         "mask is empty .*give a brain mask, or mask=None",
     ),
     "empty computed mask": (
         lambda img, mask: (img, {"mask": None}),  # the EPI strategy finds no brain in noise
+        ValueError,
         "mask computed from imgs with mask_strategy='epi' is empty: give a brain mask",
+    ),
+    "4D mask of two equal volumes": (
+        lambda img, mask: (img, {"mask": _stacked(mask, mask)}),
+        ValueError,
+        r"^mask is a 4D image of shape \(12, 12, 12, 2\): give a 3D brain mask, e.g. one of "
+        r"its volumes \(nilearn.image.index_img\(mask, 0\)\) or their union "
+        r"\(nilearn.image.math_img\('np.any\(img, axis=-1\)', img=mask\)\)\.$",
+    ),
+    "4D mask of two different volumes": (
+        lambda img, mask: (img, {"mask": _stacked(mask, _cube(mask, 3))}),
+        ValueError,
+        r"^mask is a 4D image of shape \(12, 12, 12, 2\): give a 3D brain mask",
+    ),
+    "masker holding a 4D mask": (
+        lambda img, mask: (img, {"mask": _masker_of(_stacked(mask, mask))}),
+        ValueError,
+        r"^mask.mask_img is a 4D image of shape \(12, 12, 12, 2\): give a 3D brain mask",
     ),
     "window longer than the run": (
         lambda img, mask: (img, {"window_length": 60}),
-        "imgs has 50 scans, fewer than window_length=60: lower window_length",
+        ValueError,
+        r"^imgs has 50 scans, fewer than window_length=60: lower window_length or give a "
+        r"longer run \(at least 60 scans\)\.$",
     ),
     "window_length 0": (
         lambda img, mask: (img, {"window_length": 0}),
+        ValueError,
         r"window_length == 0, must be >= [12]",
     ),
     "window_length negative": (
         lambda img, mask: (img, {"window_length": -3}),
+        ValueError,
         r"window_length == .+, must be >= 2",
     ),
     "window_stride 0": (
         lambda img, mask: (img, {"window_stride": 0}),
+        ValueError,
         r"window_stride == 0, must be >= [12]",
     ),
     "n_components 0": (
         lambda img, mask: (img, {"n_components": 0}),
+        ValueError,
         r"n_components == 0, must be >= [12]",
+    ),
+    "n_components above the voxels of the mask": (
+        lambda img, mask: (img, {"mask": _cube(mask, 2), "n_components": 9}),
+        ValueError,
+        r"^n_components=9 is more than the 8 voxels of the mask: .*there cannot be more "
+        r"independent .*than voxels.*Give n_components <= 8\.$",
+    ),
+    "low_pass without t_r": (
+        lambda img, mask: (img, {"low_pass": 0.1}),
+        ValueError,
+        "^low_pass filters the runs, which needs t_r: give t_r",
+    ),
+    "high_pass above low_pass": (
+        lambda img, mask: (img, {"low_pass": 0.05, "high_pass": 0.1, "t_r": 2.0}),
+        ValueError,
+        "^high_pass=0.1 must be below low_pass=0.05",
+    ),
+    "target_shape without target_affine": (
+        lambda img, mask: (img, {"target_shape": (12, 12, 12)}),
+        ValueError,
+        "^target_shape needs a 4x4 target_affine",
+    ),
+    "target_shape of 2 sizes": (
+        lambda img, mask: (img, {"target_shape": (12, 12), "target_affine": img.affine}),
+        ValueError,
+        r"^target_shape must be None or 3 integers >= 1, got \(12, 12\)",
+    ),
+    "standardize unknown": (
+        lambda img, mask: (img, {"standardize": "zscore"}),
+        ValueError,
+        "^standardize must be one of 'zscore_sample', 'psc', True, False, None, got 'zscore'",
+    ),
+    "mask_strategy unknown": (
+        lambda img, mask: (img, {"mask": None, "mask_strategy": "brain"}),
+        ValueError,
+        "^mask_strategy must be one of 'background', 'epi', .*got 'brain'",
+    ),
+    "smoothing_fwhm negative": (
+        lambda img, mask: (img, {"smoothing_fwhm": -1.0}),
+        ValueError,
+        r"^smoothing_fwhm == -1.0, must be >= 0",
+    ),
+    "smoothing_fwhm nan": (
+        lambda img, mask: (img, {"smoothing_fwhm": float("nan")}),
+        ValueError,
+        r"^smoothing_fwhm == nan, must be finite",
+    ),
+    "t_r 0": (lambda img, mask: (img, {"t_r": 0.0}), ValueError, r"^t_r == 0.0, must be > 0"),
+    "memory_level negative": (
+        lambda img, mask: (img, {"memory_level": -1}),
+        ValueError,
+        r"^memory_level == -1, must be >= 0",
+    ),
+    "verbose negative": (
+        lambda img, mask: (img, {"verbose": -1}),
+        ValueError,
+        r"^verbose == -1, must be >= 0",
+    ),
+    "n_jobs 0": (
+        lambda img, mask: (img, {"n_jobs": 0}),
+        ValueError,
+        "^n_jobs must be None, a positive integer or -1",
+    ),
+    "random_state negative": (
+        lambda img, mask: (img, {"random_state": -1}),
+        ValueError,
+        r"^random_state must be None, an integer from 0 to 2\*\*32 - 1",
+    ),
+    "detrend not a bool": (
+        lambda img, mask: (img, {"detrend": "yes"}),
+        TypeError,
+        "^detrend must be True or False, got 'yes'",
+    ),
+    "mask_args not a dict": (
+        lambda img, mask: (img, {"mask_args": [1]}),
+        TypeError,
+        r"^mask_args must be None or a dict, got \[1\]",
+    ),
+    "memory a number": (
+        lambda img, mask: (img, {"memory": 3}),
+        TypeError,
+        r"^memory must be None, a folder \(str or Path\) or a joblib.Memory, got 3",
     ),
 }
 
@@ -162,13 +326,275 @@ API_CASES = {
 @pytest.mark.parametrize("method", ESTIMATORS)
 def test_bad_input_table_python_api(method, case, tiny_run):
     img, mask = tiny_run
-    make, message = API_CASES[case]
+    make, error, message = API_CASES[case]
     data, params = make(img, mask)
     est = ESTIMATORS[method](**{"mask": mask, **params})
-    with pytest.raises(ValueError, match=message) as caught:
+    with pytest.raises(error, match=message) as caught:
         _quiet(est.fit, data)
+    assert type(caught.value) is error
     assert "\n" not in str(caught.value)
-    assert not hasattr(est, "components_")
+    assert "np.float64" not in str(caught.value)
+    if method != "stca":
+        assert "STCA" not in str(caught.value)  # the baselines' errors name no other method
+    assert not hasattr(est, "masker_")  # refused before masking, let alone fitting
+
+
+#: case -> (method, parameters, error type, text): the parameters of one method, passed on
+#: to nilearn (the baselines) or its own (STCA), checked before any work.
+PARAM_CASES = {
+    "ICA: CanICA's threshold nan": (
+        "ica",
+        {"threshold": float("nan")},
+        ValueError,
+        r"^threshold == nan, must be finite",
+    ),
+    "ICA: CanICA's threshold an integer": (
+        "ica",
+        {"threshold": 2},
+        TypeError,
+        r"^threshold must be None, 'auto' or a float \(CanICA refuses integers\), got 2: "
+        r"give 2.0",
+    ),
+    "ICA: CanICA's threshold a word": (
+        "ica",
+        {"threshold": "high"},
+        TypeError,
+        "^threshold must be None, 'auto' or a number, got 'high'",
+    ),
+    "ICA: n_init 0": ("ica", {"n_init": 0}, ValueError, r"^n_init == 0, must be >= 1"),
+    "ICA: do_cca a word": (
+        "ica",
+        {"do_cca": "yes"},
+        TypeError,
+        "^do_cca must be True or False, got 'yes'",
+    ),
+    "ICA: dtype unknown": (
+        "ica",
+        {"dtype": "float99"},
+        TypeError,
+        "^dtype must be None, 'auto' or a numpy dtype such as 'float32', got 'float99'",
+    ),
+    # The probe: 61 maps from 60 scans gave 60, silently.
+    "ICA: n_components above the run's time components": (
+        "ica",
+        {"n_components": 49},
+        ValueError,
+        r"^n_components=49 is more than the 48 time components of the run \(50 scans\): "
+        r"CanICA reduces each run to n_components time components, .*numerical noise\. "
+        r"Give n_components <= 48\.$",
+    ),
+    "ICA: n_components above the time components, standardized only": (
+        "ica",
+        {"n_components": 50, "detrend": False},
+        ValueError,
+        r"^n_components=50 is more than the 49 time components of the run",
+    ),
+    "ICA: n_components 100000": (
+        "ica",
+        {"n_components": 100000},
+        ValueError,
+        r"^n_components=100000 is more than the 48 time components of the run",
+    ),
+    "ICA: window_length 2 detrended": (
+        "ica",
+        {"window_length": 2},
+        ValueError,
+        r"^window_length=2 leaves no time component in a window .*give window_length >= 3",
+    ),
+    "SDL: batch_size 0": ("sdl", {"batch_size": 0}, ValueError, r"^batch_size == 0, must be >= 1"),
+    "SDL: n_epochs 0": ("sdl", {"n_epochs": 0}, ValueError, r"^n_epochs == 0, must be >= 1"),
+    "SDL: n_epochs 0.5": (
+        "sdl",
+        {"n_epochs": 0.5},
+        TypeError,
+        "^n_epochs must be an instance of int",
+    ),
+    "SDL: reduction_ratio 0": (
+        "sdl",
+        {"reduction_ratio": 0.0},
+        ValueError,
+        r"^reduction_ratio == 0.0, must be > 0",
+    ),
+    "SDL: reduction_ratio 1.5": (
+        "sdl",
+        {"reduction_ratio": 1.5},
+        ValueError,
+        r"^reduction_ratio == 1.5, must be <= 1",
+    ),
+    "SDL: method unknown": (
+        "sdl",
+        {"method": "omp"},
+        ValueError,
+        "^method must be one of 'cd', 'lars', got 'omp'",
+    ),
+    "SDL: alpha nan": (
+        "sdl",
+        {"alpha": float("nan")},
+        ValueError,
+        "^alpha == nan, must be finite",
+    ),
+    "SDL: window_alpha inf": (
+        "sdl",
+        {"window_alpha": float("inf")},
+        ValueError,
+        "^window_alpha == inf, must be finite",
+    ),
+    "SDL: window_coding unknown": (
+        "sdl",
+        {"window_coding": "fast"},
+        ValueError,
+        "^window_coding must be one of 'nilearn', 'exact', got 'fast'. 'nilearn' gives",
+    ),
+    "SDL: dict_init of 2 maps for 3": (
+        "sdl",
+        {"dict_init": "two maps"},
+        ValueError,
+        r"^dict_init has 2 maps \(shape \(12, 12, 12, 2\)\) for n_components=3: give one",
+    ),
+    # The probe: 2000 maps on 640 voxels gave 1432 all-zero maps.
+    "SDL: n_components 2000": (
+        "sdl",
+        {"n_components": 2000},
+        ValueError,
+        r"^n_components=2000 is more than the 810 voxels of the mask: the maps are the "
+        r"dictionary's codes of the voxels.*Give n_components <= 810\.$",
+    ),
+    "STCA: learning_rate nan": (
+        "stca",
+        {"learning_rate": float("nan")},
+        ValueError,
+        "^learning_rate == nan, must be finite",
+    ),
+    "STCA: learning_rate a word": (
+        "stca",
+        {"learning_rate": "fast"},
+        TypeError,
+        "^learning_rate must be a number, got 'fast'",
+    ),
+    "STCA: static_maps unknown": (
+        "stca",
+        {"static_maps": "median"},
+        ValueError,
+        "^static_maps must be one of 'clustered', 'mean', got 'median'",
+    ),
+    "STCA: batch_size 0": (
+        "stca",
+        {"batch_size": 0},
+        ValueError,
+        r"^batch_size == 0, must be >= 1",
+    ),
+    # The probe: 100000 on 640 voxels took all 24 GB of the machine.
+    "STCA: n_components 100000": (
+        "stca",
+        {"n_components": 100000},
+        ValueError,
+        r"^n_components=100000 is more than the 810 voxels of the mask: each of STCA's "
+        r"channels gives one attention map over the voxels of the mask.*<= 810\.$",
+    ),
+    "STCA: fbn_threshold and its deprecated alias differ": (
+        "stca",
+        {"fbn_threshold": 3.0, "threshold": 2.0},
+        ValueError,
+        r"^fbn_threshold=3.0 and threshold=2.0 are both given: threshold is the deprecated "
+        r"name of fbn_threshold; give fbn_threshold alone\.$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PARAM_CASES)
+def test_bad_parameter_table(case, tiny_run):
+    img, mask = tiny_run
+    method, params, error, message = PARAM_CASES[case]
+    if params.get("dict_init") == "two maps":
+        params = {**params, "dict_init": _stacked(mask, mask)}
+    est = ESTIMATORS[method](mask=mask, **params)
+    with pytest.raises(error, match=message) as caught:
+        _quiet(est.fit, img)
+    assert type(caught.value) is error
+    assert "\n" not in str(caught.value)
+    assert not hasattr(est, "masker_")
+    assert not hasattr(est, "network_")  # STCA: refused before the network is built
+
+
+def test_deprecated_threshold_alone_or_equal_warns_and_is_used(tiny_run):
+    img, mask = tiny_run
+    for params in ({"threshold": 2.0}, {"threshold": 2.0, "fbn_threshold": 2.0}):
+        est = STCADecomposition(**{**TINY_STCA, **params}, mask=mask)
+        with pytest.warns(FutureWarning, match="use fbn_threshold=2.0"):
+            est._check_params()
+        assert est._fbn_threshold() == 2.0
+
+
+def test_ica_windows_give_at_most_their_time_components(tiny_run):
+    # A window of 10 detrended scans holds 8 time components: ICA asked for 12 maps gives 8
+    # per window (the 2 more nilearn's CanICA would give are noise) and 4 all-zero maps, and
+    # says so by name; the static fit on 50 scans gives all 12.
+    img, mask = tiny_run
+    est = ICADecomposition(
+        n_components=12, window_length=10, window_stride=20, n_init=1, mask=mask, random_state=0
+    )
+    with pytest.warns(RuntimeWarning) as caught:
+        est.fit(img)
+    messages = [str(w.message) for w in caught if "ICADecomposition" in str(w.message)]
+    assert messages == [
+        "ICADecomposition: n_components=12 is more than the 8 time components of a window of "
+        "window_length=10 scans: each window gives 8 maps, and its other 4 are all zeros. "
+        "Give n_components <= 8, or a longer window_length, for n_components maps per window."
+    ]
+    assert np.all(np.any(est.components_ != 0, axis=1))
+    windows = dict(est.iter_window_maps(img))
+    assert sorted(windows) == [0, 20, 40]
+    for maps in windows.values():
+        assert maps.shape == (12, 810)
+        np.testing.assert_array_equal(np.any(maps != 0, axis=1), [True] * 8 + [False] * 4)
+    # The window image through nilearn's CanICA (n_components=8) gives the same maps.
+    run = est._masked_run(img)
+    for start, maps in est._iter_run_maps_plain(run, sorted(windows)):
+        np.testing.assert_allclose(maps, windows[start], atol=1e-4)
+
+
+def test_sdl_warns_by_name_when_some_static_maps_are_all_zeros(tiny_run):
+    # 40 atoms for the 64 voxels of a cube: the dictionary leaves one unused (measured).
+    img, mask = tiny_run
+    est = SDLDecomposition(
+        n_components=40, mask=_cube(mask, 4), smoothing_fwhm=None, random_state=0
+    )
+    with pytest.warns(RuntimeWarning, match="SDLDecomposition: ") as caught:
+        est.fit(img)
+    n_zero = int(np.sum(~np.any(est.components_ != 0, axis=1)))
+    assert n_zero == 1
+    assert (
+        "SDLDecomposition: 1 of the n_components=40 static maps are all zeros. The dictionary "
+        "learning left those atoms unused (no voxel's code uses them at this alpha): lower "
+        "n_components, or alpha."
+    ) in [str(w.message) for w in caught]
+
+
+def test_window_maps_of_a_short_run_ask_for_a_longer_run(fitted, tiny_run):
+    # window_length is the fitted model's: a longer run is the only fix.
+    img, _ = tiny_run
+    short = nib.Nifti1Image(np.asanyarray(img.dataobj)[..., :5], img.affine)
+    with pytest.raises(ValueError) as caught:
+        next(fitted.iter_window_maps(short))
+    assert str(caught.value) == (
+        "img has 5 scans, fewer than window_length=10: give a longer run (at least 10 scans)."
+    )
+
+
+def test_grid_difference_in_plain_numbers(tiny_run):
+    from nilearn_stca._checks import grid_difference
+
+    img, _ = tiny_run
+    assert grid_difference(img, img) is None
+    flipped = nib.Nifti1Image(np.asanyarray(img.dataobj), np.diag([-4.0, 4.0, 4.0, 1.0]))
+    assert grid_difference(flipped, img) == (
+        "affine differs: voxels of the same size in another orientation"
+    )
+    both = _rescaled(_cropped(img))
+    assert grid_difference(both, img) == (
+        "shape and affine differ: 10 x 12 x 12 voxels, not 12 x 12 x 12; voxels of 3 x 3 x 3 "
+        "mm, not 4 x 4 x 4 mm"
+    )
 
 
 @pytest.mark.parametrize(
@@ -353,6 +779,18 @@ NODE_CASES = {
     "window_length 1": ({"window_length": 1}, r"window_length == .+, must be >= 2"),
     "window_stride 0": ({"window_stride": 0}, r"window_stride == .+, must be >= 1"),
     "n_components 0": ({"n_components": 0}, r"n_components == .+, must be >= 1"),
+    "4D mask": (
+        {"mask": lambda run: _stacked(run[1], run[1])},
+        r"mask is a 4D image of shape \(12, 12, 12, 2\): give a 3D brain mask",
+    ),
+    "standardize zscore (refused by nilearn 0.14)": (
+        {"standardize": "zscore"},
+        "standardize must be one of 'zscore_sample', 'psc', True, False, None, got 'zscore'",
+    ),
+    "n_components above what the data give": (
+        {"n_components": 5000},
+        r"^n_components=5000 is more than the \d+ (voxels of the mask|time components)",
+    ),
 }
 
 
@@ -370,6 +808,45 @@ def test_bad_input_table_nipype_nodes(method, case, run_files, tiny_run, tmp_pat
     with pytest.raises(ValueError, match=message):
         _run_node(node, tmp_path / "node")
     assert not [p for p in (tmp_path / "node").rglob("*") if p.suffix in (".gz", ".pkl", ".csv")]
+
+
+#: case -> (method, the run's scans, extra arguments, error text) of ``nilearn-stca
+#: stability``, which has no window option: the method's window_length (40) is fixed.
+STABILITY_CLI_CASES = {
+    "run shorter than the method's window": (
+        "ica",
+        30,
+        [],
+        "short_bold.nii.gz has 30 scans, fewer than window_length=40: give a longer run (at "
+        "least 40 scans).",
+    ),
+    "n components above the voxels of the mask": (
+        "sdl",
+        50,
+        ["--n-components", "9"],
+        "n_components=9 is more than the 8 voxels of the mask",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", STABILITY_CLI_CASES)
+def test_stability_cli_refuses_bad_input_in_one_line(case, tiny_run, tmp_path, capsys):
+    img, mask = tiny_run
+    method, n_scans, extra, message = STABILITY_CLI_CASES[case]
+    func = _write(
+        nib.Nifti1Image(np.asanyarray(img.dataobj)[..., :n_scans], img.affine),
+        tmp_path,
+        "short_bold.nii.gz",
+    )
+    small_mask = _write(_cube(mask, 2), tmp_path, "mask.nii.gz")
+    out = tmp_path / "out"
+    argv = ["stability", func, "--method", method, "--out", str(out), "--n-runs", "2"]
+    status, err = _cli([*argv, "--mask", small_mask, "--quiet", *extra], capsys)
+    assert status == 2
+    assert len(err) == 1 and err[0].startswith("nilearn-stca: error:"), err
+    assert message in err[0]
+    assert "lower window_length" not in err[0]  # there is no such option here
+    assert not out.exists()
 
 
 def test_compare_refuses_sweep_stride_0_before_writing(tiny_run, tmp_path):

@@ -4,17 +4,22 @@ import warnings
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
+from nilearn.maskers import NiftiMasker
+from nilearn.maskers.masker_validation import check_embedded_masker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
-from .._checks import (
-    check_fbn_threshold,
-    check_integer_params,
-    empty_computed_mask_error,
-    load_runs_for_fit,
-)
+from .._checks import check_n_components, empty_computed_mask_error, load_runs_for_fit
 from .._decomposition_api import DecompositionAPIMixin
 from .._docs import fill_doc
+from .._param_rules import (
+    MASKER_RULES,
+    WINDOW_RULES,
+    check_filter_params,
+    check_param_table,
+    check_target_grid,
+    dtype,
+)
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window
@@ -43,13 +48,20 @@ class _WindowedDecomposition(
 ):
     """Base of the baselines: a nilearn decomposition run statically and on every window.
 
-    Subclasses set ``_nilearn_class`` (a nilearn decomposition estimator) and
-    ``_nilearn_params`` (the names of its constructor parameters stored on ``self``), and may
-    override :meth:`_window_overrides` to change parameters for the window refits.
+    Subclasses set ``_nilearn_class`` (a nilearn decomposition estimator),
+    ``_nilearn_params`` (the names of its constructor parameters stored on ``self``) and
+    ``_param_rules`` (the rules of :mod:`nilearn_stca._param_rules` that ``fit`` checks them
+    with), and may override :meth:`_window_overrides` to change parameters for the window
+    refits.
     """
 
     _nilearn_class = None
     _nilearn_params = ()
+    _param_rules = {**WINDOW_RULES, **MASKER_RULES, "dtype": dtype}
+    #: Why the maps cannot outnumber the voxels of the mask (see :meth:`_fit_static_mask`).
+    _voxel_bound_reason = "there cannot be more independent maps than voxels"
+    #: What to change where the static fit found fewer maps than ``n_components``.
+    _zero_maps_hint = "The data hold fewer components than that: lower n_components."
     #: Whether ``n_jobs`` > 1 decomposes several windows at once (else the subclass uses
     #: ``n_jobs`` inside each window, as the nilearn estimator does).
     _windows_in_parallel = True
@@ -57,8 +69,48 @@ class _WindowedDecomposition(
     # ------------------------------------------------------------------ helpers
     def _check_params(self):
         """Refuse a bad parameter in one line (not scikit-learn's ``_validate_params``)."""
-        check_integer_params(self, {"n_components": 1, "window_length": 2, "window_stride": 1})
-        check_fbn_threshold(self.fbn_threshold, "fbn_threshold")
+        check_param_table(self, self._param_rules)
+        check_filter_params(self)
+        check_target_grid(self)
+
+    def _check_n_components_for_data(self, n_scans, n_voxels):
+        """Refuse an ``n_components`` the data cannot give, before any fit.
+
+        ``n_scans`` are the scans of each run, ``n_voxels`` the voxels of the mask.
+        """
+        del n_scans
+        check_n_components(
+            self.n_components,
+            n_voxels,
+            f"the {n_voxels} voxels of the mask",
+            self._voxel_bound_reason,
+        )
+
+    def _fit_static_mask(self, loaded):
+        """The static fit's mask, made as the nilearn estimator makes it.
+
+        nilearn's own masker (``check_embedded_masker``) is fitted here, before the static
+        fit: it loads (and resamples) a given mask, or computes one from ``loaded``, so that
+        ``n_components`` is checked against the voxels of the mask before any work.
+
+        Returns
+        -------
+        mask_img : Nifti1Image
+        """
+        masker_type = "nii" if type(self.mask) is NiftiMasker else "multi_nii"
+        masker = check_embedded_masker(self._make_estimator(), masker_type=masker_type)
+        try:
+            if masker.mask_img is None:
+                masker.fit(loaded)
+            else:
+                masker.fit()
+        except ValueError as error:
+            if "mask is invalid as it is empty" in str(error):
+                raise empty_computed_mask_error(masker.mask_strategy) from error
+            raise
+        if not np.any(np.asanyarray(masker.mask_img_.dataobj)):
+            raise empty_computed_mask_error(masker.mask_strategy)
+        return masker.mask_img_
 
     def _make_estimator(self, **overrides):
         params = {name: getattr(self, name) for name in self._nilearn_params}
@@ -68,6 +120,11 @@ class _WindowedDecomposition(
     def _window_overrides(self):
         """Constructor overrides of the nilearn estimator fitted on each window."""
         return {}
+
+    def _window_n_components(self):
+        """The maps a window's fit looks for: ``n_components``, unless the window overrides
+        it (fewer, where a window holds fewer time components; the rest are zeros)."""
+        return self._window_overrides().get("n_components", self.n_components)
 
     def _static_overrides(self, n_scans):
         """Constructor overrides of the static fit, on runs of ``n_scans`` scans in all."""
@@ -89,15 +146,19 @@ class _WindowedDecomposition(
         runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
-        estimator = self._make_estimator(
-            **self._static_overrides(sum(img.shape[3] for img in loaded))
+        n_scans = [img.shape[3] for img in loaded]
+        overrides = self._static_overrides(sum(n_scans))
+        mask_img = self._fit_static_mask(loaded)
+        self._check_n_components_for_data(
+            n_scans, int(np.count_nonzero(np.asanyarray(mask_img.dataobj)))
         )
+        if self.mask is None:
+            overrides["mask"] = mask_img  # computed once, by _fit_static_mask
+        estimator = self._make_estimator(**overrides)
         try:
             estimator.fit(loaded, confounds=conf)
             components = postprocess_maps(estimator.components_)
         except ValueError as error:
-            if "mask is invalid as it is empty" in str(error):
-                raise empty_computed_mask_error(self.mask_strategy) from error
             if "No component found" not in str(error):
                 raise
             warnings.warn(
@@ -114,6 +175,7 @@ class _WindowedDecomposition(
         self.components_ = components
         self.components_img_ = self.masker_.inverse_transform(self.components_)
         self._fit_maps_masker()
+        self._warn_zero_maps(self._zero_maps_hint)
         return self
 
     # ------------------------------------------------------------------ dynamic maps
@@ -164,7 +226,7 @@ class _WindowedDecomposition(
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)
             data = clean_window(window, self.standardize, self.standardize_confounds, self.detrend)
-            reduced = reduce_window(data, self.n_components, self.random_state)
+            reduced = reduce_window(data, self._window_n_components(), self.random_state)
             return self._decompose_window(reduced)
 
     def _n_window_jobs(self, n_windows):

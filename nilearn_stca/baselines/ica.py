@@ -1,8 +1,13 @@
 """``ICADecomposition``: sliding-window group ICA with nilearn's CanICA."""
 
+import numbers
+import warnings
+
 from nilearn.decomposition import CanICA
 
+from .._checks import check_n_components, cleaning_dof
 from .._docs import fill_doc
+from .._param_rules import boolean, integer, number
 from ._array_fits import canica_maps
 from ._window import _WindowedDecomposition
 
@@ -32,6 +37,16 @@ _CANICA_PARAMS = (
 )
 
 
+def _canica_threshold(value, name):
+    """Rule of CanICA's ``threshold``: None, "auto" or a float >= 0 (nilearn refuses ints)."""
+    number(0, options=(None, "auto"))(value, name)
+    if isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be None, 'auto' or a float (CanICA refuses integers), got {value!r}: "
+            f"give {float(value)!r}."
+        )
+
+
 @fill_doc
 class ICADecomposition(_WindowedDecomposition):
     """Static and sliding-window ICA baseline, wrapping :class:`nilearn.decomposition.CanICA`.
@@ -53,7 +68,18 @@ class ICADecomposition(_WindowedDecomposition):
     ----------
     %(mask)s
     n_components : int, default=20
-        Number of maps, static and per window.
+        Number of maps, static and per window. CanICA reduces each run (and each window)
+        to ``n_components`` time components, and the cleaning removes each voxel's mean and
+        linear trend (``detrend``; its mean alone with ``standardize`` only): a run of
+        ``n`` scans holds ``n - 2`` components, and those beyond are numerical noise that
+        FastICA would turn into maps (measured: a 50-scan run gives 50 maps for any larger
+        ``n_components``, the last 2 from singular values 1e-7 times the others). ``fit``
+        therefore refuses, before any work, more than ``n - 2`` for the shortest run
+        (``do_cca`` scales every run's components alike; without it, the runs' sum), or
+        more than the voxels of the mask. A window of ``window_length`` scans gives at most
+        ``window_length - 2`` maps, the others all zeros: ``fit`` warns, naming
+        ``n_components``, where it asks for more. Confounds take one more time component
+        each from every run of the static fit.
     smoothing_fwhm : float, default=6
         Spatial smoothing (mm) of the data. Windows are cut from the run already smoothed.
     do_cca : bool, default=True
@@ -111,6 +137,16 @@ class ICADecomposition(_WindowedDecomposition):
     # faster than two windows at once (FastICA's large arrays share the memory bandwidth).
     _windows_in_parallel = False
     _nilearn_params = _CANICA_PARAMS
+    _param_rules = {
+        **_WindowedDecomposition._param_rules,
+        "do_cca": boolean,
+        "threshold": _canica_threshold,
+        "n_init": integer(1),
+    }
+    _voxel_bound_reason = (
+        "CanICA's maps are components over the voxels, and there cannot be more "
+        "independent maps than voxels"
+    )
 
     def __init__(
         self,
@@ -166,10 +202,62 @@ class ICADecomposition(_WindowedDecomposition):
         self.window_stride = window_stride
         self.fbn_threshold = fbn_threshold
 
+    def _n_window_components(self):
+        """The time components a window holds once cleaned (see ``n_components``)."""
+        return self.window_length - cleaning_dof(self.standardize, self.detrend)
+
+    def _check_params(self):
+        super()._check_params()
+        n_window = self._n_window_components()
+        if n_window < 1:
+            raise ValueError(
+                f"window_length={self.window_length} leaves no time component in a window "
+                f"once its cleaning removes each voxel's mean (detrend: and linear trend): "
+                f"give window_length >= {self.window_length - n_window + 1}."
+            )
+        if self.n_components > n_window:
+            warnings.warn(
+                f"ICADecomposition: n_components={self.n_components} is more than the "
+                f"{n_window} time components of a window of window_length="
+                f"{self.window_length} scans: each window gives {n_window} maps, and its "
+                f"other {self.n_components - n_window} are all zeros. Give n_components <= "
+                f"{n_window}, or a longer window_length, for n_components maps per window.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _check_n_components_for_data(self, n_scans, n_voxels):
+        dof = cleaning_dof(self.standardize, self.detrend)
+        if len(n_scans) == 1:
+            bound = n_scans[0] - dof
+            what = f"the {bound} time components of the run ({n_scans[0]} scans)"
+            cca = ""
+        elif self.do_cca:
+            bound = min(n_scans) - dof
+            what = f"the {bound} time components of the shortest run ({min(n_scans)} scans)"
+            cca = ", and do_cca scales every run's components alike, noise included"
+        else:
+            bound = sum(n_scans) - dof * len(n_scans)
+            what = f"the {bound} time components of the {len(n_scans)} runs together"
+            cca = ""
+        check_n_components(
+            self.n_components,
+            bound,
+            what,
+            "CanICA reduces each run to n_components time components, and the cleaning "
+            "removes each voxel's mean (detrend: and its linear trend) from every run: "
+            f"components beyond those are numerical noise{cca}",
+        )
+        super()._check_n_components_for_data(n_scans, n_voxels)
+
+    def _window_overrides(self):
+        # No more maps than the window's time components: the others would be noise.
+        return {"n_components": min(self.n_components, self._n_window_components())}
+
     def _decompose_window(self, reduced):
         return canica_maps(
             reduced,
-            n_components=self.n_components,
+            n_components=self._window_n_components(),
             do_cca=self.do_cca,
             n_init=self.n_init,
             threshold=self.threshold,

@@ -3,8 +3,10 @@
 import math
 
 from nilearn.decomposition import DictLearning
+from nilearn.image import load_img
 
 from .._docs import fill_doc
+from .._param_rules import integer, number, one_of
 from ._array_fits import dict_learning_maps
 from ._window import _WindowedDecomposition
 
@@ -65,8 +67,15 @@ class SDLDecomposition(_WindowedDecomposition):
     Parameters
     ----------
     n_components : int, default=20
-        Number of maps, static and per window.
-    n_epochs : float, default=1
+        Number of maps, static and per window. At most the number of voxels in the mask
+        (``fit`` refuses more before the dictionary learning): the maps are the
+        dictionary's codes of the voxels. The dictionary may have more atoms than time
+        components (measured: 100 maps from one 50-scan run, all non-zero), but atoms that
+        code no voxel give all-zero maps (measured: 40 maps on 64 voxels, 39 non-zero);
+        ``fit`` warns, naming ``n_components``, when some static maps are all zeros.
+    n_epochs : int, default=1
+        Passes over the voxels: scikit-learn's ``max_iter`` is the batches per pass times
+        ``n_epochs``, an integer.
     alpha : float or "auto", default=2.0
         Sparsity of the static fit. nilearn's default, 10, is chosen for group data: the
         lasso codes each voxel's row of the PCA-reduced runs, whose scale grows as the
@@ -80,9 +89,10 @@ class SDLDecomposition(_WindowedDecomposition):
         counted over all runs, the best scaled rule on two of the configurations (worst
         case 0.33 against 0.29 for 2, mean 0.59 against 0.63). ``alpha_`` holds the value
         used.
-    reduction_ratio : "auto" or float, default="auto"
+    reduction_ratio : "auto" or float in (0, 1], default="auto"
     dict_init : Niimg-like, default=None
-        Initial maps of the static fit; the window fits ignore it.
+        Initial maps of the static fit, one per component (``n_components`` volumes); the
+        window fits ignore it.
     random_state : int, RandomState or None, default=None
         Passed to every DictLearning fit; an int makes static and window maps reproducible.
     batch_size : int, default=20
@@ -161,6 +171,29 @@ class SDLDecomposition(_WindowedDecomposition):
 
     _nilearn_class = DictLearning
     _nilearn_params = _DICT_LEARNING_PARAMS
+    _param_rules = {
+        **_WindowedDecomposition._param_rules,
+        # scikit-learn takes max_iter = batches per epoch * n_epochs: an integer.
+        "n_epochs": integer(1),
+        "alpha": number(0, options=("auto",)),
+        "reduction_ratio": number(0, above=True, maximum=1, options=("auto",)),
+        "batch_size": integer(1),
+        "method": one_of("cd", "lars"),
+        "window_alpha": number(0, options=(None,)),
+        "window_coding": one_of(
+            *WINDOW_CODINGS,
+            hint=" 'nilearn' gives nilearn's codes, 'exact' the exact lasso minimiser.",
+        ),
+    }
+    _zero_maps_hint = (
+        "The dictionary learning left those atoms unused (no voxel's code uses them at this "
+        "alpha): lower n_components, or alpha."
+    )
+    _voxel_bound_reason = (
+        "the maps are the dictionary's codes of the voxels, and there cannot be more "
+        "independent maps than voxels (scikit-learn's dictionary learning leaves the atoms "
+        "beyond them unused, as all-zero maps)"
+    )
 
     def __init__(
         self,
@@ -228,20 +261,14 @@ class SDLDecomposition(_WindowedDecomposition):
 
     def _check_params(self):
         super()._check_params()
-        for name in ("alpha", "window_alpha"):
-            value = getattr(self, name)
-            if value is None and name == "window_alpha":
-                continue
-            if value == "auto" and name == "alpha":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                allowed = '"auto" or ' if name == "alpha" else ""
-                raise ValueError(f"{name} must be {allowed}a number >= 0, got {value!r}.")
-        if self.window_coding not in WINDOW_CODINGS:
-            raise ValueError(
-                f"window_coding must be one of {WINDOW_CODINGS}, got {self.window_coding!r}: "
-                "'nilearn' gives nilearn's codes, 'exact' the exact lasso minimiser."
-            )
+        if self.dict_init is not None:
+            shape = load_img(self.dict_init).shape
+            n_maps = shape[3] if len(shape) == 4 else 1
+            if len(shape) not in (3, 4) or n_maps != self.n_components:
+                raise ValueError(
+                    f"dict_init has {n_maps} maps (shape {shape}) for n_components="
+                    f"{self.n_components}: give one initial map per component, as a 4D image."
+                )
 
     def _alpha_for(self, n_scans):
         """``alpha``, with "auto" resolved for data of ``n_scans`` scans."""

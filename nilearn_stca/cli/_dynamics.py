@@ -121,6 +121,7 @@ def _run_stability(args, argv):
     del argv  # stability.json records the settings
     import nibabel as nib
 
+    from .._checks import check_enough_scans
     from .._run_folder import check_run_folder
     from ..evaluation.tables import METHOD_NAMES
     from ..stability import STABILITY_FILE, stability, write_stability
@@ -143,6 +144,8 @@ def _run_stability(args, argv):
     if args.n_components is not None:
         params["n_components"] = args.n_components
     estimator = METHOD_REGISTRY[args.method].estimator_class()(**params)
+    for func in args.func:  # stability has no window option: a longer run is the fix
+        check_enough_scans(func, nib.load(func).shape[3], estimator.window_length, None)
     result = stability(
         estimator,
         args.func,

@@ -10,8 +10,7 @@ from sklearn.utils import check_random_state
 
 from .._checks import (
     check_fbn_threshold,
-    check_integer,
-    check_integer_params,
+    check_n_components,
     empty_computed_mask_error,
     load_runs_for_fit,
     mask_run,
@@ -19,6 +18,17 @@ from .._checks import (
 )
 from .._decomposition_api import DecompositionAPIMixin
 from .._docs import fill_doc
+from .._param_rules import (
+    MASKER_RULES,
+    WINDOW_RULES,
+    check_filter_params,
+    check_param_table,
+    check_target_grid,
+    integer,
+    integers,
+    number,
+    one_of,
+)
 from .._window_api import WindowMapsMixin, check_stride
 from ..maps import zscore_maps
 from ..windows import window_starts
@@ -40,6 +50,35 @@ from .static_maps import STATIC_MAPS, static_maps_accumulator
 #: z >= 3.6) the estimator trains as Liu et al. (2023) describe. Static maps are not
 #: defined by the paper; the default ``static_maps`` is kept.
 PAPER_SETTINGS = {"n_components": 64, "learning_rate": 1e-4, "decoder": "autoencoder"}
+
+#: ``fbn_threshold``'s default (the paper's z threshold).
+DEFAULT_FBN_THRESHOLD = 3.6
+
+
+def _check_device(value, name):
+    """Rule: a device :func:`resolve_device` knows and finds (CUDA absent fails here)."""
+    del name  # resolve_device names device itself
+    resolve_device(value)
+
+
+#: The rules ``fit`` checks the parameters with (:mod:`nilearn_stca._param_rules`); the
+#: deprecated ``threshold`` is checked apart (:meth:`STCADecomposition._check_params`).
+_PARAM_RULES = {
+    **WINDOW_RULES,
+    "n_epochs": integer(1),
+    "batch_size": integer(1),
+    "learning_rate": number(0, above=True),
+    "decoder": one_of(
+        *DECODERS,
+        hint=" 'autoencoder' is the paper's guiding autoencoder, 'regression' reconstructs "
+        "each window from the attention maps.",
+    ),
+    "static_maps": one_of(*STATIC_MAPS),
+    "conv_algorithm": one_of(*CONV_ALGORITHM_CHOICES),
+    "autoencoder_widths": integers(4, 1),
+    "device": _check_device,
+    **MASKER_RULES,
+}
 
 
 @fill_doc
@@ -66,7 +105,10 @@ class STCADecomposition(
     Parameters
     ----------
     n_components : int, default=64
-        Number of attention maps (the paper's 64).
+        Number of attention maps (the paper's 64): the channels of the STCA block, each
+        giving one map over the voxels of the mask. At most the number of voxels in the
+        mask (more maps than voxels cannot be independent); refused above it before the
+        network is built.
     %(window_length)s
     %(window_stride)s
     n_epochs : int, default=1
@@ -141,7 +183,8 @@ class STCADecomposition(
     threshold : float
         Deprecated: the former name of ``fbn_threshold``, the name all three estimators
         share (CanICA owns ``threshold``). It still works, with a ``FutureWarning``, and
-        will be removed in 0.3.
+        will be removed in 0.3. Given with an ``fbn_threshold`` other than its default
+        (3.6) and another value, it is refused: which one was meant is unknown.
 
     Attributes
     ----------
@@ -172,7 +215,7 @@ class STCADecomposition(
         n_epochs=1,
         learning_rate=1e-3,
         batch_size=1,
-        fbn_threshold=3.6,
+        fbn_threshold=DEFAULT_FBN_THRESHOLD,
         autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
         decoder="regression",
         static_maps="clustered",
@@ -231,56 +274,44 @@ class STCADecomposition(
     # ------------------------------------------------------------------ validation
     def _check_params(self):
         """Refuse a bad parameter in one line (not scikit-learn's ``_validate_params``)."""
-        check_integer_params(
-            self,
-            {
-                "n_components": 1,
-                "window_length": 2,
-                "window_stride": 1,
-                "n_epochs": 1,
-                "batch_size": 1,
-            },
+        check_param_table(self, _PARAM_RULES)
+        check_filter_params(self)
+        check_target_grid(self)
+        self._check_deprecated_threshold()
+
+    def _check_n_components_for_data(self, n_scans, n_voxels):
+        """Refuse an ``n_components`` the data cannot give, before the network is built.
+
+        ``n_scans`` are the scans of each run, ``n_voxels`` the voxels of the mask.
+        """
+        del n_scans  # the channels are not bounded by the scans
+        check_n_components(
+            self.n_components,
+            n_voxels,
+            f"the {n_voxels} voxels of the mask",
+            "each of STCA's channels gives one attention map over the voxels of the mask, "
+            "and there cannot be more independent maps than voxels",
         )
-        if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool)
-            or not isinstance(self.n_jobs, (int, np.integer))
-            or self.n_jobs == 0
-        ):
+
+    def _check_deprecated_threshold(self):
+        """Check ``threshold`` where given: refused beside another ``fbn_threshold``, else
+        used with a ``FutureWarning``."""
+        if self._fbn_threshold_name() == "fbn_threshold":
+            return
+        check_fbn_threshold(self.threshold, "threshold")
+        if self.fbn_threshold not in (DEFAULT_FBN_THRESHOLD, self.threshold):
             raise ValueError(
-                f"n_jobs must be None, a positive integer or -1 (every CPU), got {self.n_jobs!r}."
+                f"fbn_threshold={self.fbn_threshold!r} and threshold={self.threshold!r} are "
+                "both given: threshold is the deprecated name of fbn_threshold; give "
+                "fbn_threshold alone."
             )
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
-        if self.conv_algorithm not in CONV_ALGORITHM_CHOICES:
-            raise ValueError(
-                f"conv_algorithm must be one of {CONV_ALGORITHM_CHOICES}, got "
-                f"{self.conv_algorithm!r}."
-            )
-        if self._fbn_threshold_name() == "threshold":
-            warnings.warn(
-                "STCADecomposition's threshold is now fbn_threshold (the name of all three "
-                f"estimators); threshold will be removed in 0.3: use fbn_threshold="
-                f"{self.threshold!r}.",
-                FutureWarning,
-                stacklevel=3,
-            )
-        check_fbn_threshold(self._fbn_threshold(), self._fbn_threshold_name())
-        if self.static_maps not in STATIC_MAPS:
-            raise ValueError(
-                f"static_maps must be one of {STATIC_MAPS}, got {self.static_maps!r}."
-            )
-        if self.decoder not in DECODERS:
-            raise ValueError(
-                f"decoder must be one of {DECODERS}, got {self.decoder!r}: 'autoencoder' is "
-                "the paper's guiding autoencoder, 'regression' reconstructs each window from "
-                "the attention maps."
-            )
-        widths = self.autoencoder_widths
-        if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) != 4:
-            raise ValueError(f"autoencoder_widths must be 4 positive integers, got {widths!r}.")
-        for width in widths:
-            check_integer(width, "each of autoencoder_widths", 1)
-        resolve_device(self.device)  # an unknown device, or CUDA absent, fails here
+        warnings.warn(
+            "STCADecomposition's threshold is now fbn_threshold (the name of all three "
+            f"estimators); threshold will be removed in 0.3: use fbn_threshold="
+            f"{self.threshold!r}.",
+            FutureWarning,
+            stacklevel=5,
+        )
 
     def _fbn_threshold_name(self):
         """The name in use: ``fbn_threshold``, or the deprecated ``threshold`` where given."""
@@ -382,6 +413,10 @@ class STCADecomposition(
                 raise empty_computed_mask_error(masker.mask_strategy)
         else:
             masker.fit()
+        self._check_n_components_for_data(
+            [img.shape[3] for img in loaded],
+            int(np.count_nonzero(np.asanyarray(masker.mask_img_.dataobj))),
+        )
         runs = [mask_run(masker, img, conf) for img, conf in runs_and_confounds]
         box = BrainBox(np.asanyarray(masker.mask_img_.dataobj) > 0, SPATIAL_MULTIPLE)
 
@@ -432,6 +467,10 @@ class STCADecomposition(
         self.components_ = components
         self.components_img_ = self.masker_.inverse_transform(components)
         self._fit_maps_masker()
+        self._warn_zero_maps(
+            "The training windows' maps hold fewer FBNs (z >= fbn_threshold) than that, so "
+            "k-means found fewer groups: lower n_components or fbn_threshold, or train longer."
+        )
 
     def _conv_path(self):
         """``conv_algorithm`` resolved for the device the network is on now."""
