@@ -334,6 +334,10 @@ def _api_mask_outside_a_run(data, sim, finished, tmp_path):
     return {"imgs": _cropped_run(data, tmp_path)}, message + r"imgs\[1\]"
 
 
+def _api_more_maps_than_voxels(data, sim, finished, tmp_path):
+    return {"n_components": 100000}, r"n_components=100000 .*voxels"
+
+
 #: case -> builds its inputs in tmp_path; returns (compare's arguments, match=).
 API_CASES = {
     "out_dir holds the user's files": _api_user_files,
@@ -348,6 +352,7 @@ API_CASES = {
     "confounds array shorter than its run": _api_short_confounds_array,
     "confounds file shorter than its run": _api_short_confounds_file,
     "mask outside a run's field of view": _api_mask_outside_a_run,
+    "more maps than the mask's voxels": _api_more_maps_than_voxels,
 }
 
 
@@ -364,12 +369,11 @@ def test_compare_refuses_and_writes_nothing(case, data, sim, finished, tmp_path)
             templates=data["templates"],
             template_threshold=0.5,
             mask_img=data["mask"],
-            n_components=3,
             window_length=20,
             windows=False,
             out_dir=tmp_path / "out",
             verbose=0,
-            **arguments,
+            **{"n_components": 3, **arguments},
         )
     assert _snapshot(tmp_path, data["folder"], finished) == before
 

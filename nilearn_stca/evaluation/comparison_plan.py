@@ -237,6 +237,7 @@ def plan_comparison(
             )
     del loaded
     mask_img = load_img(mask_img)
+    n_voxels = int(np.count_nonzero(np.asanyarray(mask_img.dataobj)))
     for est in estimators.values():
         est.set_params(
             mask=mask_img,
@@ -249,6 +250,8 @@ def plan_comparison(
             verbose=verbose if isinstance(est, STCADecomposition) else max(0, verbose - 1),
         )
         est._check_params()  # a bad parameter fails now, before anything is written
+        for run_scans in sorted(set(n_scans)):  # each run is fitted on its own
+            est._check_n_components_for_data([run_scans], n_voxels)
     if not isinstance(templates, Mapping):
         templates = load_rsn_templates(
             templates, target_img=mask_img, threshold=template_threshold, names=template_names
