@@ -783,10 +783,6 @@ NODE_CASES = {
         {"mask": lambda run: _stacked(run[1], run[1])},
         r"mask is a 4D image of shape \(12, 12, 12, 2\): give a 3D brain mask",
     ),
-    "standardize zscore (refused by nilearn 0.14)": (
-        {"standardize": "zscore"},
-        "standardize must be one of 'zscore_sample', 'psc', True, False, None, got 'zscore'",
-    ),
     "n_components above what the data give": (
         {"n_components": 5000},
         r"^n_components=5000 is more than the \d+ (voxels of the mask|time components)",
@@ -808,6 +804,15 @@ def test_bad_input_table_nipype_nodes(method, case, run_files, tiny_run, tmp_pat
     with pytest.raises(ValueError, match=message):
         _run_node(node, tmp_path / "node")
     assert not [p for p in (tmp_path / "node").rglob("*") if p.suffix in (".gz", ".pkl", ".csv")]
+
+
+@pytest.mark.parametrize("method", NODES)
+def test_nodes_offer_only_the_standardize_values_nilearn_takes(method):
+    from traits.api import TraitError
+
+    with pytest.raises(TraitError, match="'standardize' trait"):
+        NODES[method](standardize="zscore")  # nilearn 0.14 refuses it
+    assert NODES[method](standardize="psc").inputs.standardize == "psc"
 
 
 #: case -> (method, the run's scans, extra arguments, error text) of ``nilearn-stca

@@ -52,7 +52,7 @@ def _optional_float(default, desc):
 
 
 def _standardize(default, desc):
-    methods = traits.Enum("zscore_sample", "zscore", "psc")
+    methods = traits.Enum("zscore_sample", "psc")  # nilearn 0.14 refuses "zscore"
     return traits.Either(methods, traits.Bool, None, default=default, usedefault=True, desc=desc)
 
 
@@ -303,7 +303,8 @@ class STCA(_Decomposition):
     ``windows_dir`` (the window sweep, see the module's docstring), ``mask_file``,
     ``fit_seconds``, ``model_dir`` (``est.save``: a model folder, which loads without
     running code, to share) and ``model_file`` (the same as a pickle, for your own use);
-    read either with :meth:`STCADecomposition.load <nilearn_stca.STCADecomposition.load>`.
+    read either with :meth:`STCADecomposition.load <nilearn_stca.STCADecomposition.load>`
+    (a pickle with ``allow_pickle=True``: loading one runs its code).
 
     Examples
     --------
