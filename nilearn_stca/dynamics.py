@@ -213,7 +213,7 @@ def fit_states(presence, n_states=None, candidates=range(2, 9), random_state=0):
         below the number of windows.
     candidates : iterable of int, default=range(2, 9)
     random_state : int, default=0
-        Seed of k-means (10 initialisations).
+        Seed of k-means (100 initialisations, the best kept).
 
     Returns
     -------

@@ -128,9 +128,13 @@ def test_fast_maps_have_the_plain_shapes(cls, fitted, both_paths):
 
 
 # Measured (80 scans, 8 mm, snr=3, one BLAS thread): ICA maps equal to 1.2e-7, SDL maps to
-# 9.5e-7 (z units). With window_coding="exact", SDL's maps are within 0.038: the voxels whose
-# float32 lasso cannot converge get their exact codes and FastICA's cube, computed without
-# pow, changes the rounding of the dictionary's CanICA initialisation.
+# 9.5e-7 (z units). With window_coding="exact", SDL's maps move: the voxels whose float32
+# lasso cannot converge get their exact codes and FastICA's cube, computed without pow,
+# changes the rounding of the dictionary's CanICA initialisation, which the dictionary
+# learning amplifies more on some inputs than on others. Spread (2026-12-04,
+# benchmarks/threshold_spreads.py, seeds 0-9 x {as simulated, 2 inputs times
+# 1 + 1e-6 N(0, 1)}): fast - plain 9.5e-7 to 1.9e-6; exact - plain 0.002 to 0.63 in z (0.005
+# here, 0.038 on another machine), the windows' mean IoU within 0.0007.
 @pytest.mark.parametrize(("cls", "atol"), [(ICADecomposition, 1e-4), (SDLDecomposition, 1e-4)])
 def test_fast_maps_equal_plain_maps(cls, atol, both_paths):
     _, plain, fast = both_paths[cls]
@@ -141,7 +145,7 @@ def test_exact_window_coding_moves_sdl_maps_a_little(fitted, both_paths, sim):
     run, plain, _ = both_paths[SDLDecomposition]
     exact = copy.copy(fitted[SDLDecomposition]).set_params(window_coding="exact")
     windows = _quiet(list, exact._iter_run_maps(run, STARTS))
-    _assert_same_windows(windows, plain, atol=0.05)
+    _assert_same_windows(windows, plain, atol=1.0)
     difference = max(np.abs(a - b).max() for (_, a), (_, b) in zip(windows, plain, strict=True))
     if KERNEL_AVAILABLE:  # the exact codes need the compiled kernel (scikit-learn >= 1.8)
         assert difference > 1e-3  # not nilearn's numbers
@@ -151,7 +155,9 @@ def test_exact_window_coding_moves_sdl_maps_a_little(fitted, both_paths, sim):
 
 
 # Measured: SDL windows mean IoU about 0.3 on both paths; CanICA on 40-scan windows recovers
-# little of the planted networks (mean IoU near 0), on both paths too.
+# little of the planted networks (mean IoU near 0), on both paths too. Spread of SDL's
+# (2026-12-04, benchmarks/threshold_spreads.py, seeds 0-9 x {as simulated, 2 inputs times
+# 1 + 1e-6 N(0, 1)}): 0.35 to 0.39.
 @pytest.mark.parametrize("cls", METHODS)
 def test_fast_iou_against_planted_networks_matches_plain(cls, fitted, both_paths, sim):
     est = fitted[cls]

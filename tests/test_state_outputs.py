@@ -82,14 +82,20 @@ def test_presence_states_follow_the_planted_states(sweeps, tmp_path):
     )
     states = result.states["sdl"]
     sequences = _read(out / "states_sequences.tsv")
+    adjusted_rand = []
     for i, subject in enumerate(("sub-01", "sub-02")):
         rows = sequences[sequences.subject == subject]
         assert (rows.method == "sdl").all()
         np.testing.assert_array_equal(rows.window, np.arange(0, 181, STRIDE))
         np.testing.assert_array_equal(rows.state, states.sequences[subject])
         planted = planted_window_states(sim.states[i], rows.window, WINDOW)
-        # Measured (2026-11-29): 0.655 and 0.660; the same labels shuffled score about 0.
-        assert score_states(rows.state.to_numpy(), planted, 3)["adjusted_rand"] >= 0.45
+        adjusted_rand.append(score_states(rows.state.to_numpy(), planted, 3)["adjusted_rand"])
+    # SDL's window maps move with rounding: inputs times 1 + 1e-6 N(0, 1) change a map in
+    # 82 to 97% of the windows. Measured (2026-12-04, benchmarks/states_spread.py, SDL seeds 0-4
+    # x {as simulated, 2 perturbed inputs}): the mean of the two subjects 0.37 to 0.75 (median
+    # 0.57; 0.37 here unperturbed); each subject alone 0.22 to 0.83, too wide to test against
+    # chance, whose 99th percentile is 0.24 to 0.29 per subject and 0.13 to 0.17 for the mean.
+    assert np.mean(adjusted_rand) >= 0.25
 
     metrics = _read(out / "states_metrics.tsv")
     assert list(metrics.columns) == [
@@ -179,7 +185,7 @@ def test_map_states_choose_their_number_and_write_state_maps(sweeps, tmp_path):
         score_states(three.sequences[s], planted_window_states(sim.states[i], three.starts[s], 20))
         for i, s in enumerate(("sub-01", "sub-02"))
     ]
-    # Measured (2026-11-29): 0.306 and 0.524.
+    # Measured (2026-12-04, benchmarks/states_spread.py, as above): the mean 0.42 to 0.63.
     assert np.mean([score["adjusted_rand"] for score in scores]) >= 0.25
 
 

@@ -24,22 +24,29 @@ def _numbers(pattern, text):
     return [float(v) for match in found for v in (match if isinstance(match, tuple) else [match])]
 
 
+# The thresholds sit below the spread of each number over seeds 0-2 x {as simulated, 2 inputs
+# times 1 + 1e-6 N(0, 1)} (benchmarks/threshold_spreads.py, 2026-12-04; "measured" is the
+# tutorial's own run that day).
+
+
 def _check_drop_in(text):
     canica, stca = _numbers(r"mean IoU with the planted networks: ([\d.]+)", text)
-    assert canica >= 0.2 and stca >= 0.05  # measured 0.36 and 0.10
+    # Measured 0.32 and 0.26; spread 0.30 to 0.35 and 0.23 to 0.31.
+    assert canica >= 0.2 and stca >= 0.05
 
 
 def _check_dynamic(text):
     first, last = _numbers(r"steps, loss ([\d.]+) -> ([\d.]+)", text)
-    assert last < first  # measured 1.05 -> 0.70
+    assert last < first  # measured 1.01 -> 0.75
     sdl = text.split("SDL, mean over")[1]
-    assert _numbers(r"iou\s+([\d.]+)", sdl)[0] >= 0.2  # measured 0.39
+    assert _numbers(r"iou\s+([\d.]+)", sdl)[0] >= 0.2  # measured 0.34; spread 0.33 to 0.36
 
 
 def _check_comparison(text):
     assert "same Table 1: True" in text
     static_means = re.findall(r"\| mean\s+\| ([\d.]+) ± [\d.]+ \| ([\d.]+) ± ", text)
-    assert static_means and float(static_means[0][1]) >= 0.3  # SDL's static: measured 0.46
+    # SDL's static: measured 0.33; spread 0.30 to 0.34 (30 runs: seeds 0-9).
+    assert static_means and float(static_means[0][1]) >= 0.25
 
 
 def _check_nipype(text):
@@ -52,10 +59,11 @@ def _check_states(text):
     sums = _numbers(r"occupancy sums to ([\d.]+)", text)
     assert len(sums) == 6 and all(total == 1.0 for total in sums)  # 3 methods x 2 subjects
     best = _numbers(r"best from the presence vectors: \w+, adjusted Rand index ([-\d.]+)", text)
-    assert best[0] >= 0.4  # SDL: measured 0.63 (ICA 0.00, STCA 0.24)
+    assert best[0] >= 0.4  # SDL: measured 0.65 (ICA 0.00, STCA 0.24); SDL's spread 0.59 to 0.68
     table = text.split("States from the presence vectors:")[1].split("sweeps and map states")[0]
     shuffled = _numbers(r"\| (?:ICA|SDL|STCA)\s+(?:\|\s+[-\d.]+\s+){2}\|\s+([-\d.]+) \|", table)
-    assert len(shuffled) == 3 and max(shuffled) < 0.2  # chance level: measured 0.03 at most
+    # Chance level: measured 0.04 at most; SDL's spread 0.04 to 0.09.
+    assert len(shuffled) == 3 and max(shuffled) < 0.2
 
 
 #: What each tutorial must print, beyond running without an error.
