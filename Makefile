@@ -58,7 +58,7 @@ lock:
 
 # The measurements recorded in benchmarks/README.md (about 4 hours on 2 cores), and a
 # smoke run of every benchmark at a small size (a few minutes).
-BENCHMARKS := stca_speed sweep_memory states_memory method_stability sliding_baselines sdl_alpha autoencoder_widths hcp_subject one_pass stca_learning
+BENCHMARKS := stca_speed sweep_memory states_memory states_spread threshold_spreads method_stability sliding_baselines sdl_alpha autoencoder_widths hcp_subject one_pass stca_learning
 
 bench: $(BIN)/nilearn-stca
 	for name in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$name || exit 1; done
