@@ -16,7 +16,9 @@ draw per ``--draws``). Per run it prints:
   input (a map whose best match there correlates below 0.9);
 - how many different partitions k-means gives the same presence vectors over 10 of its own
   seeds, with scikit-learn's usual 10 restarts and with the library's
-  :data:`~nilearn_stca._map_states.KMEANS_RESTARTS`;
+  :data:`~nilearn_stca._map_states.KMEANS_RESTARTS`, and the map states over the same
+  seeds (:func:`~nilearn_stca.dynamics.fit_map_states`, the library's restarts) with the
+  lowest of their indices (mean of the two subjects);
 - chance: the 99th percentile of the index of the presence states shuffled over the
   windows, the highest of the subjects' and that of their mean.
 
@@ -25,6 +27,7 @@ Then the spread of each index over the runs. Run from the repository root::
     python -m benchmarks.states_spread           # the test's data with SDL seeds 0-4, and
                                                  # data seeds 0-4; 2 noise draws (27 runs)
     python -m benchmarks.states_spread --quick   # the test's data, SDL seeds 0-1, 1 draw
+    python -m benchmarks.states_spread --stages  # where one subject's window maps part
 """
 
 import argparse
@@ -61,6 +64,9 @@ def parse_args(argv=None):
     parser.add_argument("--data-seeds", type=int, nargs="*", help="default 0-4 (none: [])")
     parser.add_argument("--draws", type=int, help="perturbed inputs per seed, default 2")
     parser.add_argument("--noise", type=float, default=1e-6, help="relative, default 1e-6")
+    parser.add_argument(
+        "--stages", action="store_true", help="only trace one subject through SDL's steps"
+    )
     return fill_size_defaults(
         parser.parse_args(argv),
         quick={"sdl_seeds": [0, 1], "data_seeds": [], "draws": 1},
@@ -106,26 +112,109 @@ def sweeps_of(sim, sdl_seed, inputs, folder):
     return sweeps
 
 
+def worst_match(maps, other):
+    """The lowest |r| between ``maps`` and their one-to-one best matches in ``other``."""
+    n = len(maps)
+    r = np.nan_to_num(np.corrcoef(maps, other)[:n, n:])
+    rows, columns = linear_sum_assignment(-np.abs(r))
+    return np.abs(r[rows, columns]).min()
+
+
 def parted_share(sweeps, reference):
     """The share of windows with a map whose best match in ``reference`` has |r| < 0.9."""
-    parted = []
-    for subject, sweep in sweeps.items():
-        for (_, maps), (_, other) in zip(sweep, reference[subject], strict=True):
-            n = len(maps)
-            r = np.nan_to_num(np.corrcoef(maps, other)[:n, n:])
-            rows, columns = linear_sum_assignment(-np.abs(r))
-            parted.append(np.abs(r[rows, columns]).min() < PARTED_BELOW)
+    parted = [
+        worst_match(maps, other) < PARTED_BELOW
+        for subject, sweep in sweeps.items()
+        for (_, maps), (_, other) in zip(sweep, reference[subject], strict=True)
+    ]
     return float(np.mean(parted))
+
+
+def print_stages(noise):
+    """Where inside SDL's window fits a perturbed input parts from the input as simulated.
+
+    Subject 1 of the test's data, SDL seed 0, noise draw 1; per window, the largest change
+    of the cleaned window and of its SVD reduction relative to their largest value, and the
+    worst-matched map of the dictionary's CanICA initialisation and of the final maps.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from nilearn_stca.baselines._array_fits import _initial_maps, clean_window, reduce_window
+
+    sim = simulate(0)
+    fits = []
+    for img in (sim.func[0], perturb(sim.func[0], noise, 1)):
+        sdl = SDLDecomposition(
+            n_components=6, window_length=WINDOW, mask=sim.mask_img, random_state=0
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sdl.fit(img)
+        fits.append((sdl, sdl._masked_run(img)))
+
+    def relative(a, b):
+        return np.abs(a - b).max() / np.abs(a).max()
+
+    print("\n| window | cleaned | reduced | initialisation: worst abs r | maps: worst abs r |")
+    print("|---:|---:|---:|---:|---:|")
+    parted = {"initialisation": 0, "maps": 0}
+    starts = range(0, sim.func[0].shape[3] - WINDOW + 1, STRIDE)
+    # As the windows' fits run: one BLAS thread, nilearn's warnings silenced.
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for start in starts:
+            stages = []
+            for sdl, run in fits:
+                window = run[start : start + WINDOW]
+                cleaned = clean_window(
+                    window, sdl.standardize, sdl.standardize_confounds, sdl.detrend
+                )
+                reduced = reduce_window(cleaned, sdl.n_components, 0)
+                initial = _initial_maps(reduced, sdl.n_components, 0, 1, "cube")
+                stages.append((cleaned, reduced, initial, sdl._decompose_window(reduced)))
+            (cleaned, reduced, initial, maps), (cleaned_, reduced_, initial_, maps_) = stages
+            worst = {
+                "initialisation": worst_match(initial, initial_),
+                "maps": worst_match(maps, maps_),
+            }
+            for name, value in worst.items():
+                parted[name] += value < PARTED_BELOW
+            print(
+                f"| {start} | {relative(cleaned, cleaned_):.1e} | "
+                f"{relative(reduced, reduced_):.1e} | {worst['initialisation']:.3f} | "
+                f"{worst['maps']:.3f} |"
+            )
+    print(
+        f"\nWindows with a map below |r| {PARTED_BELOW}: {parted['initialisation']} of "
+        f"{len(starts)} after the initialisation, {parted['maps']} at the end."
+    )
+
+
+def count_partitions(labelings):
+    """How many different partitions are among ``labelings`` (whatever the state numbers)."""
+    found = []
+    for labels in labelings:
+        if not any(adjusted_rand_score(labels, other) == 1 for other in found):
+            found.append(labels)
+    return len(found)
 
 
 def kmeans_partitions(features, n_init, seeds=range(10)):
     """How many different partitions k-means gives ``features`` over its ``seeds``."""
-    found = []
-    for seed in seeds:
-        labels = KMeans(N_STATES, n_init=n_init, random_state=seed).fit(features).labels_
-        if not any(adjusted_rand_score(labels, other) == 1 for other in found):
-            found.append(labels)
-    return len(found)
+    return count_partitions(
+        KMeans(N_STATES, n_init=n_init, random_state=seed).fit(features).labels_ for seed in seeds
+    )
+
+
+def map_states_over_seeds(sweeps, planted, seeds=range(10)):
+    """:func:`fit_map_states` over k-means' ``seeds``: how many different partitions, and
+    the lowest mean over the subjects of the index with the planted states."""
+    fits = [fit_map_states(sweeps, N_STATES, random_state=seed).sequences for seed in seeds]
+    lowest = min(
+        np.mean([adjusted_rand_score(planted[s], sequences[s]) for s in sweeps])
+        for sequences in fits
+    )
+    return count_partitions(np.concatenate(list(fit.values())) for fit in fits), lowest
 
 
 def chance_levels(sequences, planted, n_permutations=1000):
@@ -158,6 +247,7 @@ def measure(sim, sweeps, reference):
     features = np.vstack([table.to_numpy() for table in presence.values()])
     presence_ari = [adjusted_rand_score(planted[s], states.sequences[s]) for s in sweeps]
     maps_ari = [adjusted_rand_score(planted[s], maps_states.sequences[s]) for s in sweeps]
+    maps_partitions, maps_lowest = map_states_over_seeds(sweeps, planted)
     chance, chance_of_mean = chance_levels(states.sequences, planted)
     return {
         "presence ARI sub-01": presence_ari[0],
@@ -167,6 +257,8 @@ def measure(sim, sweeps, reference):
         "windows parted": "-" if reference is None else parted_share(sweeps, reference),
         "k-means partitions, 10 restarts": kmeans_partitions(features, 10),
         f"k-means partitions, {KMEANS_RESTARTS}": kmeans_partitions(features, KMEANS_RESTARTS),
+        "map-states partitions": maps_partitions,
+        "maps ARI (mean), lowest k-means seed": maps_lowest,
         "chance (99th pct)": chance,
         "chance of the mean": chance_of_mean,
     }
@@ -193,6 +285,9 @@ def print_spread(rows):
             ],
             "presence, mean of the subjects": [row["presence ARI (mean)"] for row in group],
             "maps, mean of the subjects": [row["maps ARI (mean)"] for row in group],
+            "maps, the lowest of k-means seeds 0-9": [
+                row["maps ARI (mean), lowest k-means seed"] for row in group
+            ],
             "chance, per subject (99th pct)": [row["chance (99th pct)"] for row in group],
             "chance, mean of the subjects": [row["chance of the mean"] for row in group],
         }
@@ -205,6 +300,9 @@ def main(argv=None):
     args = parse_args(argv)
     n_threads = default_threads()
     print(header(n_threads, f"input noise {args.noise:g} (relative)"), flush=True)
+    if args.stages:
+        print_stages(args.noise)
+        return
     inputs = ["as simulated"] + [f"noise draw {draw}" for draw in range(1, args.draws + 1)]
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

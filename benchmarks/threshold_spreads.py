@@ -1,13 +1,14 @@
 """The spread of the numbers that tests hold to a threshold, over seeds and perturbed inputs.
 
 A test that asserts a recovery score (IoU, adjusted Rand index) at least some threshold
-must pass on any machine. The numbers of the window fits (FastICA, dictionary learning, STCA's
-training) move with rounding, and another machine rounds otherwise: this benchmark
+must pass on any machine. The numbers of the window fits (FastICA, dictionary learning,
+STCA's training) move with rounding, and another machine rounds otherwise: this benchmark
 recomputes each such number as its test or tutorial does, with the method's seed in
-``--seeds`` and on inputs perturbed as another machine's rounding would (each value times
-``1 + 1e-6 * N(0, 1)``, ``--draws`` draws beside the input as simulated), and prints, per
-number, its threshold and the minimum, median and maximum over the runs. A threshold must
-sit below the minimum. The states of ``tests/test_state_outputs.py`` are measured by
+``--seeds`` (for ``recovery`` the simulator's too, as in its test), on the input as
+simulated and on ``--draws`` inputs with each value times ``1 + 1e-6 * N(0, 1)`` (a stand-in
+for another machine's rounding), and prints, per number, the test's threshold and the
+minimum, median and maximum over the runs. A lower bound must sit below the minimum, an
+upper bound above the maximum. The states of ``tests/test_state_outputs.py`` are measured by
 :mod:`benchmarks.states_spread`. Run from the repository root::
 
     python -m benchmarks.threshold_spreads           # seeds 0 1 2, 2 draws (9 runs a check)
@@ -287,7 +288,7 @@ CHECKS = {
         {
             "SDL fast windows mean IoU": ("test_baselines_fast.py", ">= 0.2"),
             "fast - plain max abs": ("test_baselines_fast.py", "<= 1e-4"),
-            "exact - plain max abs": ("test_baselines_fast.py", "<= 0.05"),
+            "exact - plain max abs": ("test_baselines_fast.py", "<= 1.0"),
             "exact - plain window IoU max abs": ("test_baselines_fast.py", "<= 0.02"),
         },
     ),
@@ -309,8 +310,8 @@ CHECKS = {
     "recovery": (
         recovery,
         {
-            "STCA window IoU": ("test_recovery.py", ">= 0.12"),
-            "STCA window IoU - untrained": ("test_recovery.py", ">= 0.1"),
+            "STCA window IoU": ("test_recovery.py", ">= 0.06"),
+            "STCA window IoU - untrained": ("test_recovery.py", ">= 0.04"),
             "STCA window correlation": ("test_recovery.py", ">= 0.45"),
             "STCA window correlation - untrained": ("test_recovery.py", ">= 0.2"),
             "STCA static IoU": ("test_recovery.py", ">= 0.3"),
@@ -331,7 +332,7 @@ CHECKS = {
     ),
     "tutorial_03": (
         tutorial_03,
-        {"SDL static mean IoU (Table 1)": ("test_tutorials.py", ">= 0.3")},
+        {"SDL static mean IoU (Table 1)": ("test_tutorials.py", ">= 0.25")},
     ),
 }
 

@@ -84,11 +84,13 @@ def test_training_brings_window_and_static_maps_to_the_planted_networks(seed):
     scores = _window_scores(est, sim)
     baseline = _window_scores(_untrained(est), sim)
     assert set(scores.network) == {0, 1, 2}
-    # Trained 0.23 to 0.26 and 0.65 to 0.69 (see the module docstring); untrained about
-    # 0.01 and 0.2, measured here on the same windows.
+    # Spread (2026-12-04, benchmarks/threshold_spreads.py's recovery, 16 inputs per seed: as
+    # simulated and 15 draws times 1 + 1e-6 N(0, 1)): trained IoU 0.11 to 0.24 (seed 0; 0.17
+    # to 0.24 but one) and 0.28 to 0.38 (seed 1), correlation 0.60 to 0.75; untrained 0.012
+    # to 0.013 and 0.22 to 0.25, measured here on the same windows.
     assert baseline.iou.mean() < 0.05 and baseline.correlation.mean() < 0.35
-    assert scores.iou.mean() >= max(0.12, baseline.iou.mean() + 0.1)
+    assert scores.iou.mean() >= max(0.06, baseline.iou.mean() + 0.04)
     assert scores.correlation.mean() >= max(0.45, baseline.correlation.mean() + 0.2)
     static = score_against_truth(est.components_, sim.maps_img, est.mask_img_)
-    # Trained 0.54 to 0.64, untrained 0.013 to 0.056.
+    # Trained 0.54 to 0.64, untrained 0.013 to 0.056; spread (as above) 0.52 to 0.69.
     assert static.iou.mean() >= 0.3

@@ -185,7 +185,9 @@ def test_map_states_choose_their_number_and_write_state_maps(sweeps, tmp_path):
         score_states(three.sequences[s], planted_window_states(sim.states[i], three.starts[s], 20))
         for i, s in enumerate(("sub-01", "sub-02"))
     ]
-    # Measured (2026-12-04, benchmarks/states_spread.py, as above): the mean 0.42 to 0.63.
+    # Measured (2026-12-04, benchmarks/states_spread.py, as above): the mean 0.42 to 0.63, and
+    # 0.38 at the lowest over k-means seeds 0-9 (the map states' k-means has many near-equal
+    # partitions: 1 to 9 over those seeds).
     assert np.mean([score["adjusted_rand"] for score in scores]) >= 0.25
 
 
