@@ -554,19 +554,21 @@ def test_ica_windows_give_at_most_their_time_components(tiny_run):
 
 
 def test_sdl_warns_by_name_when_some_static_maps_are_all_zeros(tiny_run):
-    # 40 atoms for the 64 voxels of a cube: the dictionary leaves one unused (measured).
+    # 60 atoms at alpha 5 for the 64 voxels of a cube: the dictionary leaves 24 to 33 unused
+    # (measured 2026-12-04 over seeds 0-2 x {as is, inputs times 1 + 1e-6 N(0, 1)}, with
+    # scikit-learn 1.9.1 and 1.5.2). 40 atoms at alpha 2, used before, left 0 to 2 unused.
     img, mask = tiny_run
     est = SDLDecomposition(
-        n_components=40, mask=_cube(mask, 4), smoothing_fwhm=None, random_state=0
+        n_components=60, alpha=5.0, mask=_cube(mask, 4), smoothing_fwhm=None, random_state=0
     )
     with pytest.warns(RuntimeWarning, match="SDLDecomposition: ") as caught:
         est.fit(img)
     n_zero = int(np.sum(~np.any(est.components_ != 0, axis=1)))
-    assert n_zero == 1
+    assert 10 <= n_zero < 60
     assert (
-        "SDLDecomposition: 1 of the n_components=40 static maps are all zeros. The dictionary "
-        "learning left those atoms unused (no voxel's code uses them at this alpha): lower "
-        "n_components, or alpha."
+        f"SDLDecomposition: {n_zero} of the n_components=60 static maps are all zeros. The "
+        "dictionary learning left those atoms unused (no voxel's code uses them at this "
+        "alpha): lower n_components, or alpha."
     ) in [str(w.message) for w in caught]
 
 
