@@ -4,6 +4,7 @@ folder lock keeps two writers out of one output folder."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -15,6 +16,19 @@ from pathlib import Path
 
 #: Name of the lock file :func:`folder_lock` holds in a folder.
 LOCK_FILE = ".lock"
+
+
+def left_by_a_stopped_writer(name, staged=None):
+    """Whether a folder's entry ``name`` may be what a stopped writer of ours left there.
+
+    That is the lock of :func:`folder_lock` (or a takeover of it) and a temporary file of
+    :func:`atomic_path`: of the file ``staged`` only, or of any file when ``staged`` is None.
+    """
+    if name == LOCK_FILE or name.startswith(f"{LOCK_FILE}.takeover-"):
+        return True
+    final = re.escape(staged) if staged is not None else ".+"
+    return re.fullmatch(rf"\.partial-[0-9a-f]{{8}}-{final}", name) is not None
+
 
 # Windows needs write access to flush a file (``_commit``); POSIX flushes any descriptor.
 _FSYNC_FLAGS = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY

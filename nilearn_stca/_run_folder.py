@@ -2,11 +2,10 @@
 run's files, and filled all at once."""
 
 import json
-import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._io import LOCK_FILE, atomic_paths, folder_lock
+from ._io import atomic_paths, folder_lock, left_by_a_stopped_writer
 
 
 def check_run_folder(out_dir, record, settings):
@@ -38,22 +37,15 @@ def check_run_folder(out_dir, record, settings):
     # Without its record a folder is not ours: any entry but what a stopped run leaves (its
     # lock, the temporary files of its first files) may be the user's, whatever its name
     # (e.g. a figure named as a method's would be overwritten).
-    foreign = sorted(entry.name for entry in out_dir.iterdir() if not _left_by_a_run(entry.name))
+    foreign = sorted(
+        entry.name for entry in out_dir.iterdir() if not left_by_a_stopped_writer(entry.name)
+    )
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
         raise ValueError(
             f"out_dir={str(out_dir)!r} holds files this step did not write ({shown}; there is "
             f"no {record}): choose a new or empty folder, so that none of them is overwritten."
         )
-
-
-def _left_by_a_run(name):
-    """Whether an entry of a folder without the run's record may be a stopped run's own."""
-    return (
-        name == LOCK_FILE
-        or name.startswith(f"{LOCK_FILE}.takeover-")
-        or re.fullmatch(r"\.partial-[0-9a-f]{8}-.+", name) is not None
-    )
 
 
 @contextmanager

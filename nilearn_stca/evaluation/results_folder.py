@@ -10,14 +10,19 @@ import hashlib
 import io
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from nilearn.image import load_img
 
-from .._io import LOCK_FILE, FolderLockedError, atomic_path, fsync_directory, fsync_file
+from .._io import (
+    FolderLockedError,
+    atomic_path,
+    fsync_directory,
+    fsync_file,
+    left_by_a_stopped_writer,
+)
 from .bids import BIDS_COLUMNS
 from .tables import STATIC
 
@@ -95,20 +100,6 @@ def read_results(path):
     return results
 
 
-def _left_by_compare(name):
-    """Whether an entry of a folder without ``comparison.json`` may be compare's own.
-
-    A compare stopped before it wrote ``comparison.json`` (the folder's first file) leaves
-    at most its lock (``.lock``, or a takeover of it) and, after a crash, the temporary
-    file of ``comparison.json``.
-    """
-    return (
-        name == LOCK_FILE
-        or name.startswith(f"{LOCK_FILE}.takeover-")
-        or re.fullmatch(rf"\.partial-[0-9a-f]{{8}}-{re.escape(SETTINGS_FILE)}", name) is not None
-    )
-
-
 def _read_record(out_dir, name):
     """The settings ``out_dir/comparison.json`` records; refused where it cannot be read."""
     settings_file = out_dir / SETTINGS_FILE
@@ -162,10 +153,13 @@ def check_comparison_folder(out_dir, name="out_dir", also_ours=()):
         raise ValueError(f"{name}={str(out_dir)!r} is a file: give a folder.")
     if (out_dir / SETTINGS_FILE).exists() or (out_dir / SETTINGS_FILE).is_symlink():
         return _read_record(out_dir, name)
+    # A compare stopped before it wrote comparison.json (its first file) leaves at most its
+    # lock and, after a crash, the temporary file of comparison.json.
     foreign = sorted(
         entry.name
         for entry in out_dir.iterdir()
-        if not _left_by_compare(entry.name) and entry.name not in also_ours
+        if not left_by_a_stopped_writer(entry.name, staged=SETTINGS_FILE)
+        and entry.name not in also_ours
     )
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
