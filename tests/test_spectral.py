@@ -96,6 +96,60 @@ def test_training_gradients_equal_the_direct_ones(setting, decoder):
         assert float((fft[name] - gradient).abs().max()) <= 1e-8 * scale, name
 
 
+LEVERS = {
+    "channel pooling": {"channel_pooling": "mean_std_max"},
+    "coordinates": {"coordinate_channels": True},
+    "softmax": {"map_activation": "softmax"},
+    "refinement": {"refine_steps": 2, "refine_sparsity": 0.1},
+    "all": {
+        "channel_pooling": "mean_std_max",
+        "coordinate_channels": True,
+        "map_activation": "softmax",
+        "refine_steps": 1,
+    },
+}
+
+
+@pytest.mark.parametrize("lever", LEVERS)
+def test_levers_give_the_direct_path_numbers(setting, lever):
+    """Each lever's logits, FBN maps, loss and gradients agree between the two paths."""
+    _, box, run = setting
+    torch.manual_seed(1)
+    config = {"window_length": 12, "n_components": 8, "decoder": "regression"}
+    network = STCANetwork(**config, **LEVERS[lever]).double()
+    grid = SpectralGrid(box, radius=3)
+    grid.mask = grid.mask.double()
+    mask = box.mask_tensor(dtype=torch.float64)
+    windows = box.to_box(torch.from_numpy(run[None, 3:15]).double())
+
+    def gradients(forward):
+        network.zero_grad()
+        reconstruction, sa = forward()
+        loss = (((reconstruction - windows) ** 2) * mask).sum() + sa.square().sum()
+        loss.backward()
+        return float(loss.detach()), {k: p.grad.clone() for k, p in network.named_parameters()}
+
+    loss_direct, direct = gradients(lambda: network(windows, mask))
+    loss_fft, fft = gradients(lambda: grid.forward(network, windows))
+    assert loss_fft == pytest.approx(loss_direct, rel=1e-10)
+    for name, gradient in direct.items():
+        scale = max(1.0, float(gradient.abs().max()))
+        assert float((fft[name] - gradient).abs().max()) <= 1e-8 * scale, name
+    maps = {
+        algorithm: dict(iter_attention_logits(network.float(), run, [0, 9], 12, box, algorithm))
+        for algorithm in ("fft", "direct")
+    }
+    # Decoded maps pass a float32 least-squares solve, which the 1e-4 of the logits grows
+    # to about 1.3e-4 (measured, "all" on the MNI mask): 1e-3 for them.
+    tolerance = 1e-4 if network.maps_are_logits else 1e-3
+    for start in (0, 9):
+        fft, direct = maps["fft"][start], maps["direct"][start]
+        assert np.abs(fft - direct).max() <= tolerance * max(1.0, np.abs(direct).max())
+        if not network.maps_are_logits:
+            assert fft.min() >= 0  # decoded maps are nonnegative
+    network.double()
+
+
 def test_estimator_fft_and_direct_agree(tiny_run):
     img, mask = tiny_run
     # Mean static maps: k-means of FBNs could flip on a voxel at the threshold.

@@ -29,7 +29,7 @@ import torch
 from scipy.fft import next_fast_len
 from torch.nn import functional as F
 
-from .network import regression_reconstruction
+from .network import brain_coordinates, brain_statistics, regression_reconstruction
 
 
 class SpectralGrid:
@@ -82,6 +82,7 @@ class SpectralGrid:
         self.mask = flat.reshape(*self._layout_shape, 1, 1)
         self._dft_cache = {}
         self._factor_cache = {}
+        self._coordinates = None
 
     # ------------------------------------------------------------------ layout
     def to_grid(self, vectors):
@@ -183,19 +184,32 @@ class SpectralGrid:
         """
         # In-place masking is safe for autograd here: no backward needs the masked tensors.
         mask = self.mask.to(grids.dtype)
-        f = F.gelu(self.conv(grids, block.embed)).mul_(mask)
-        f1 = f * block.channel_weights(f.sum(dim=(0, 1, 2)) / self.n_voxels)
-        hidden = F.gelu(self.conv(f1, block.spatial_conv1)).mul_(mask)
+        f = F.gelu(self.conv(self._with_coordinates(block, grids), block.embed)).mul_(mask)
+        pooled = brain_statistics(f, mask, (0, 1, 2), block.channel_pooling)
+        f1 = f * block.channel_weights(pooled)
+        hidden = self.conv(self._with_coordinates(block, f1), block.spatial_conv1)
+        hidden = F.gelu(hidden).mul_(mask)
         sa = self.conv(hidden, block.spatial_conv2).mul_(mask)
         return f1, sa
+
+    def _with_coordinates(self, block, grids):
+        """``grids`` with the brain's coordinate channels appended, if ``block`` reads them."""
+        if not block.coordinate_channels:
+            return grids
+        if self._coordinates is None:
+            box_mask = self.box.mask_tensor(self.device, dtype=torch.float64)
+            self._coordinates = self.from_box(brain_coordinates(box_mask)[None])
+        coordinates = self._coordinates.to(grids.dtype)
+        return torch.cat([grids, coordinates.expand(*grids.shape[:4], 3)], dim=4)
 
     def forward(self, network, boxes):
         """``network(boxes, box.mask_tensor())``, with the STCA block evaluated on the grid."""
         grids = self.from_box(boxes)
         f1, sa = self.attention_logits(network.stca, grids)
         if network.autoencoder is None:  # decoder="regression", on the brain's voxels
-            maps = self.to_vectors(torch.sigmoid(sa))
-            reconstruction = regression_reconstruction(self.to_vectors(grids), maps)
+            windows = self.to_vectors(grids)
+            maps = network.decode_maps(windows, self.to_vectors(sa))
+            reconstruction = regression_reconstruction(windows, maps)
             return self.box.to_box(reconstruction), self.to_box(sa)
         attended = self.to_box(f1 * torch.sigmoid(sa))
         return network.autoencoder(attended), self.to_box(sa)

@@ -151,7 +151,10 @@ def iter_attention_logits(
     batch_size=None,
     num_threads=None,
 ):
-    """Yield ``(start, SA logits)`` for each window start of one run, as (C, n_voxels) arrays.
+    """Yield ``(start, FBN maps)`` for each window start of one run, as (C, n_voxels) arrays.
+
+    The FBN maps are the SA logits, or the decoded maps where the network has them
+    (:meth:`~nilearn_stca.stca.network.STCANetwork.fbn_maps`).
 
     Windows go through the network ``batch_size`` at a time (by default
     :data:`INFERENCE_BATCH_SIZE`), without the autoencoder; only one batch is held in memory.
@@ -165,14 +168,17 @@ def iter_attention_logits(
 
         def logits(batch):
             windows = np.stack([run[start : start + window_length] for start in batch])
-            grids = grid.to_grid(torch.from_numpy(windows).to(device))
-            return grid.to_vectors(grid.attention_logits(network.stca, grids)[1])
+            windows = torch.from_numpy(windows).to(device)
+            grids = grid.to_grid(windows)
+            sa = grid.to_vectors(grid.attention_logits(network.stca, grids)[1])
+            return network.fbn_maps(windows, sa)
     else:
         mask = box.mask_tensor(device)
 
         def logits(batch):
             windows = windows_tensor([run], [(0, s) for s in batch], window_length, box, device)
-            return box.to_vectors(network.attention_logits(windows, mask))
+            sa = box.to_vectors(network.attention_logits(windows, mask))
+            return network.fbn_maps(box.to_vectors(windows), sa)
 
     with tqdm(total=len(starts), desc=desc, disable=not verbose) as bar:
         for first in range(0, len(starts), batch_size):

@@ -30,16 +30,66 @@ DECODERS = ("autoencoder", "regression")
 #: empty maps keep the regression solvable.
 REGRESSION_RIDGE = 1e-3
 
+#: What channel attention pools from each feature map over the brain: the paper's mean, or
+#: the mean, standard deviation and maximum (mean and max as CBAM pools them).
+CHANNEL_POOLINGS = ("mean", "mean_std_max")
 
-def _masked_mean(x, mask):
-    """Mean of ``x`` (B, C, X, Y, Z) over the voxels of ``mask`` (X, Y, Z), or over all."""
-    if mask is None:
-        return x.mean(dim=(2, 3, 4))
-    return (x * mask).sum(dim=(2, 3, 4)) / mask.sum()
+#: How the attention logits become maps: each map its own sigmoid (the paper), or a softmax
+#: over the maps at each voxel, with a learned temperature (the maps compete for a voxel).
+MAP_ACTIVATIONS = ("sigmoid", "softmax")
+
+#: Soft-threshold (ISTA) iterations of the sparse nonnegative code in each refinement step.
+REFINE_ISTA_ITERATIONS = 5
+
+#: The settings of the levers on the paper's block, as the paper has it: a network saved
+#: before they existed was built with these.
+PAPER_BLOCK = {
+    "channel_pooling": "mean",
+    "coordinate_channels": False,
+    "map_activation": "sigmoid",
+    "refine_steps": 0,
+    "refine_sparsity": 0.3,
+}
 
 
 def _apply_mask(x, mask):
     return x if mask is None else x * mask
+
+
+def brain_statistics(f, mask, dims, pooling="mean"):
+    """Per-channel statistics of feature maps ``f`` over the brain, shape (batch, C * k).
+
+    ``f`` is zero outside ``mask`` (broadcastable to ``f``), and ``dims`` are its spatial
+    axes; channels are last after the reduction. "mean" gives the brain mean (k = 1);
+    "mean_std_max" the mean, standard deviation and maximum (k = 3).
+    """
+    n_voxels = mask.sum()
+    mean = f.sum(dim=dims) / n_voxels
+    if pooling == "mean":
+        return mean
+    second = (f * f).sum(dim=dims) / n_voxels
+    std = (second - mean * mean).clamp_min(1e-12).sqrt()
+    maximum = f.masked_fill(mask == 0, float("-inf")).amax(dim=dims)
+    return torch.cat([mean, std, maximum], dim=-1)
+
+
+def brain_coordinates(mask):
+    """Coordinate channels (3, X, Y, Z) for a brain ``mask`` (X, Y, Z): zero outside it.
+
+    Each axis runs from -1 to 1 over the brain's extent along it, so the channels are the
+    same whatever empty space pads the brain's box.
+    """
+    axes = []
+    for axis, size in enumerate(mask.shape):
+        other = tuple(a for a in range(mask.dim()) if a != axis)
+        present = torch.nonzero(mask.amax(dim=other) > 0).flatten()
+        low, high = present.min(), present.max()
+        index = torch.arange(size, dtype=mask.dtype, device=mask.device)
+        values = (2 * index - (low + high)) / (high - low).clamp_min(1)
+        shape = [1, 1, 1]
+        shape[axis] = size
+        axes.append(values.reshape(shape).expand(mask.shape))
+    return torch.stack(axes) * mask
 
 
 class STCABlock(nn.Module):
@@ -58,6 +108,15 @@ class STCABlock(nn.Module):
         Number of feature maps, hence of FBN maps (C).
     reduction : int, default=4
         Width reduction of the channel-attention MLP.
+    channel_pooling : {"mean", "mean_std_max"}, default="mean"
+        What channel attention pools from each feature map over the brain
+        (:data:`CHANNEL_POOLINGS`): the paper's global mean, or mean, standard deviation and
+        maximum. On z-scored windows the mean is near zero for every window, so the paper's
+        channel weights hardly vary; the spread and the peak do.
+    coordinate_channels : bool, default=False
+        Give the embedding and the first spatial-attention convolution three more input
+        channels, the voxel's position in the brain (:func:`brain_coordinates`), so the
+        attention can depend on where a voxel is, not only on its neighbourhood's time series.
 
     Notes
     -----
@@ -67,30 +126,61 @@ class STCABlock(nn.Module):
     cropped brain box and a padded cube give the same logits.
     """
 
-    def __init__(self, in_channels, n_components, reduction=4):
+    def __init__(
+        self,
+        in_channels,
+        n_components,
+        reduction=4,
+        channel_pooling="mean",
+        coordinate_channels=False,
+    ):
         super().__init__()
+        if channel_pooling not in CHANNEL_POOLINGS:
+            raise ValueError(
+                f"channel_pooling must be one of {CHANNEL_POOLINGS}, got {channel_pooling!r}."
+            )
+        self.channel_pooling = channel_pooling
+        self.coordinate_channels = bool(coordinate_channels)
+        n_coordinates = 3 if self.coordinate_channels else 0
+        n_pooled = n_components * (1 if channel_pooling == "mean" else 3)
         hidden = max(1, n_components // reduction)
-        self.embed = nn.Conv3d(in_channels, n_components, kernel_size=7, padding=3)
-        self.channel_fc1 = nn.Linear(n_components, hidden)
+        self.embed = nn.Conv3d(in_channels + n_coordinates, n_components, kernel_size=7, padding=3)
+        self.channel_fc1 = nn.Linear(n_pooled, hidden)
         self.channel_fc2 = nn.Linear(hidden, hidden)
         self.channel_fc3 = nn.Linear(hidden, n_components)
-        self.spatial_conv1 = nn.Conv3d(n_components, n_components, kernel_size=7, padding=3)
+        self.spatial_conv1 = nn.Conv3d(
+            n_components + n_coordinates, n_components, kernel_size=7, padding=3
+        )
         self.spatial_conv2 = nn.Conv3d(n_components, n_components, kernel_size=3, padding=1)
 
     def channel_attention(self, f, mask=None):
         """Channel weights in (0, 1), shape (batch, C)."""
-        return self.channel_weights(_masked_mean(f, mask))
+        if mask is None:
+            mask = torch.ones(f.shape[2:], dtype=f.dtype, device=f.device)
+        return self.channel_weights(brain_statistics(f, mask, (2, 3, 4), self.channel_pooling))
 
     def channel_weights(self, pooled):
-        """Channel weights from the feature maps' brain means ``pooled`` (batch, C)."""
+        """Channel weights from the feature maps' pooled statistics (batch, C * k)."""
         hidden = F.gelu(self.channel_fc2(F.gelu(self.channel_fc1(pooled))))
         return torch.sigmoid(self.channel_fc3(hidden))
 
+    def with_coordinates(self, x, coordinates):
+        """``x`` with the ``coordinates`` channels appended, if the block reads them."""
+        if not self.coordinate_channels:
+            return x
+        return torch.cat([x, coordinates.to(x.dtype).expand(len(x), -1, -1, -1, -1)], dim=1)
+
     def attention_logits(self, x, mask=None):
         """Return ``(f1, SA)``: the channel-weighted features and the spatial-attention logits."""
-        f = _apply_mask(F.gelu(self.embed(x)), mask)
+        coordinates = None
+        if self.coordinate_channels:
+            if mask is None:
+                mask = torch.ones(x.shape[2:], dtype=x.dtype, device=x.device)
+            coordinates = brain_coordinates(mask)[None]
+        f = _apply_mask(F.gelu(self.embed(self.with_coordinates(x, coordinates))), mask)
         f1 = f * self.channel_attention(f, mask)[:, :, None, None, None]
-        hidden = _apply_mask(F.gelu(self.spatial_conv1(f1)), mask)
+        hidden = self.spatial_conv1(self.with_coordinates(f1, coordinates))
+        hidden = _apply_mask(F.gelu(hidden), mask)
         sa = _apply_mask(self.spatial_conv2(hidden), mask)
         return f1, sa
 
@@ -166,6 +256,19 @@ class GuidingAutoencoder(nn.Module):
         return self.head(x)
 
 
+def least_squares_timecourses(windows, maps):
+    """Time courses (B, C, T) that best rebuild ``windows`` (B, T, N) from ``maps`` (B, C, N).
+
+    Lightly ridged least squares (:data:`REGRESSION_RIDGE`), as in the first stage of dual
+    regression; differentiable with respect to the maps.
+    """
+    gram = maps @ maps.transpose(1, 2)
+    scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-12)
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    gram = gram + REGRESSION_RIDGE * scale[:, None, None] * eye
+    return torch.linalg.solve(gram, maps @ windows.transpose(1, 2))
+
+
 def regression_reconstruction(windows, maps):
     """Least-squares reconstruction of ``windows`` from spatial ``maps``.
 
@@ -184,12 +287,74 @@ def regression_reconstruction(windows, maps):
     -------
     reconstruction : Tensor, shape (B, T, N)
     """
-    gram = maps @ maps.transpose(1, 2)
-    scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-12)
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    gram = gram + REGRESSION_RIDGE * scale[:, None, None] * eye
-    timecourses = torch.linalg.solve(gram, maps @ windows.transpose(1, 2))  # (B, C, T)
-    return timecourses.transpose(1, 2) @ maps
+    return least_squares_timecourses(windows, maps).transpose(1, 2) @ maps
+
+
+def _standardize_over_brain(maps, mask):
+    """Each map (B, C, N) minus its brain mean, over its brain sd; zero outside ``mask``."""
+    if mask is None:
+        mean, sd = maps.mean(dim=2, keepdim=True), maps.std(dim=2, keepdim=True)
+        return (maps - mean) / sd.clamp_min(1e-6)
+    n_voxels = mask.sum()
+    mean = (maps * mask).sum(dim=2, keepdim=True) / n_voxels
+    centred = (maps - mean) * mask
+    sd = (centred.square().sum(dim=2, keepdim=True) / n_voxels).sqrt()
+    return centred / sd.clamp_min(1e-6)
+
+
+def refine_maps(
+    windows, proposals, n_steps, sparsity, mask=None, n_iterations=REFINE_ISTA_ITERATIONS
+):
+    """Window-adaptive maps: unrolled dual regression with a sparse nonnegative code.
+
+    The first step regresses the window on the proposals, each standardised over the brain
+    (dual regression's first stage, with the proposals as spatial regressors), giving one
+    time course per map. Every step then scales the time courses to unit norm and codes each
+    voxel on them as a nonnegative lasso (the second stage, sparse), by ``n_iterations``
+    soft-threshold (ISTA) iterations, from zero in the first step and from the current maps
+    after; later steps fit the time courses to the current maps. A voxel's threshold is
+    ``sparsity`` times the norm of its time series: with near-orthogonal time courses, a
+    voxel keeps a map where its correlation with the map's time course exceeds ``sparsity``.
+    Every operation is differentiable, so the attention that proposes is trained through
+    the steps.
+
+    Parameters
+    ----------
+    windows : Tensor, shape (B, T, N)
+    proposals : Tensor, shape (B, C, N)
+        The attention's maps; only their pattern over the brain matters (they are
+        standardised).
+    n_steps : int
+        Refinement steps (0 returns ``proposals``).
+    sparsity : float
+        Soft threshold, as a correlation (0 to 1).
+    mask : Tensor, broadcastable to (B, C, N), or None
+        The brain voxels of the last axis (None: all).
+
+    Returns
+    -------
+    maps : Tensor, shape (B, C, N)
+        Nonnegative and sparse (zero outside the brain).
+    """
+    if not n_steps:
+        return proposals
+    threshold = sparsity * windows.norm(dim=1, keepdim=True)
+    regressors = _standardize_over_brain(proposals, mask)
+    maps = torch.zeros_like(proposals)
+    for _ in range(n_steps):
+        timecourses = least_squares_timecourses(windows, regressors)
+        norms = timecourses.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        timecourses = timecourses / norms
+        maps = maps * norms
+        gram = timecourses @ timecourses.transpose(1, 2)
+        # The step of ISTA: one over the largest eigenvalue of the Gram matrix.
+        step = 1.0 / torch.linalg.eigvalsh(gram.detach())[:, -1].clamp_min(1e-6)
+        step = step[:, None, None]
+        projections = timecourses @ windows
+        for _ in range(n_iterations):
+            maps = F.relu(maps - step * (gram @ maps - projections) - step * threshold)
+        regressors = maps
+    return maps
 
 
 class STCANetwork(nn.Module):
@@ -206,12 +371,27 @@ class STCANetwork(nn.Module):
     decoder : {"autoencoder", "regression"}, default="autoencoder"
         "autoencoder": the paper's guiding autoencoder reconstructs the window from the
         attended features ``f1 * sigmoid(SA)``. "regression": the window is reconstructed
-        from the attention maps ``sigmoid(SA)`` themselves, with one least-squares time
-        course per map (:func:`regression_reconstruction`); there is no decoder to learn.
+        from the attention maps themselves, with one least-squares time course per map
+        (:func:`regression_reconstruction`); there is no decoder to learn.
+    channel_pooling : {"mean", "mean_std_max"}, default="mean"
+        See :class:`STCABlock`.
+    coordinate_channels : bool, default=False
+        See :class:`STCABlock`.
+    map_activation : {"sigmoid", "softmax"}, default="sigmoid"
+        How the logits become the attention maps (``decoder="regression"`` only):
+        ``sigmoid(SA)`` per map (the paper), or a softmax over the maps at each voxel with a
+        learned temperature, so maps compete for a voxel.
+    refine_steps : int, default=0
+        Steps of window-adaptive refinement of the attention maps (:func:`refine_maps`,
+        ``decoder="regression"`` only): the attention proposes, the window decides.
+    refine_sparsity : float, default=0.3
+        Soft threshold of the refinement's sparse code, as a correlation.
 
     Notes
     -----
     Spatial sizes must be multiples of 16 (:data:`SPATIAL_MULTIPLE`) for the four poolings.
+    With the paper's settings the FBN maps are the SA logits; with a softmax or refinement
+    they are the maps the window is reconstructed from (:meth:`fbn_maps`).
     """
 
     def __init__(
@@ -220,22 +400,54 @@ class STCANetwork(nn.Module):
         n_components,
         autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
         decoder="autoencoder",
+        channel_pooling="mean",
+        coordinate_channels=False,
+        map_activation="sigmoid",
+        refine_steps=0,
+        refine_sparsity=0.3,
     ):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+        if map_activation not in MAP_ACTIVATIONS:
+            raise ValueError(
+                f"map_activation must be one of {MAP_ACTIVATIONS}, got {map_activation!r}."
+            )
+        if decoder == "autoencoder" and (map_activation != "sigmoid" or refine_steps):
+            raise ValueError(
+                "map_activation='softmax' and refine_steps > 0 need decoder='regression': the "
+                "autoencoder reconstructs from the attended features, not from the maps."
+            )
         self.config = {
             "window_length": int(window_length),
             "n_components": int(n_components),
             "autoencoder_widths": tuple(int(w) for w in autoencoder_widths),
             "decoder": decoder,
+            "channel_pooling": channel_pooling,
+            "coordinate_channels": bool(coordinate_channels),
+            "map_activation": map_activation,
+            "refine_steps": int(refine_steps),
+            "refine_sparsity": float(refine_sparsity),
         }
-        self.stca = STCABlock(window_length, n_components)
+        self.stca = STCABlock(
+            window_length,
+            n_components,
+            channel_pooling=channel_pooling,
+            coordinate_channels=coordinate_channels,
+        )
         self.autoencoder = (
             GuidingAutoencoder(n_components, window_length, autoencoder_widths)
             if decoder == "autoencoder"
             else None
         )
+        if map_activation == "softmax":
+            # log of the softmax's inverse temperature, learned.
+            self.log_sharpness = nn.Parameter(torch.zeros(()))
+
+    @property
+    def maps_are_logits(self):
+        """Whether the FBN maps are the SA logits (the paper) rather than the decoded maps."""
+        return self.config["map_activation"] == "sigmoid" and not self.config["refine_steps"]
 
     def forward(self, x, mask=None):
         """Return ``(reconstruction, SA logits)`` for windows ``x`` of shape (B, T, X, Y, Z)."""
@@ -243,10 +455,32 @@ class STCANetwork(nn.Module):
             attended, sa = self.stca(x, mask)
             return self.autoencoder(attended), sa
         sa = self.attention_logits(x, mask)
-        maps = _apply_mask(torch.sigmoid(sa), mask)
-        reconstruction = regression_reconstruction(x.flatten(2), maps.flatten(2))
+        flat_mask = None if mask is None else mask.reshape(1, 1, -1)
+        maps = self.decode_maps(x.flatten(2), sa.flatten(2), flat_mask)
+        reconstruction = regression_reconstruction(x.flatten(2), maps)
         return reconstruction.reshape(x.shape), sa
 
     def attention_logits(self, x, mask=None):
         """SA logits alone, shape (B, C, X, Y, Z), without running the autoencoder."""
         return self.stca.attention_logits(x, mask)[1]
+
+    def decode_maps(self, windows, logits, mask=None):
+        """The maps a window is rebuilt from (``decoder="regression"``), shape (B, C, N).
+
+        ``windows`` (B, T, N) and ``logits`` (B, C, N) are masked vectors or flattened
+        boxes; ``mask`` (broadcastable, or None) zeroes the maps outside the brain.
+        """
+        if self.config["map_activation"] == "softmax":
+            maps = torch.softmax(logits * self.log_sharpness.exp(), dim=1)
+        else:
+            maps = torch.sigmoid(logits)
+        maps = _apply_mask(maps, mask)
+        return refine_maps(
+            windows, maps, self.config["refine_steps"], self.config["refine_sparsity"], mask
+        )
+
+    def fbn_maps(self, windows, logits, mask=None):
+        """The FBN maps of windows (B, C, N): the logits, or the decoded maps (see Notes)."""
+        if self.maps_are_logits:
+            return logits
+        return self.decode_maps(windows, logits, mask)
