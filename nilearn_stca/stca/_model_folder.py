@@ -49,7 +49,17 @@ _OBJECT_PARAMS = ("mask", "memory", "random_state")
 #: are reset to None on load, with a warning.
 _LOCAL_PATH_PARAMS = ("memory",)
 #: The estimator's parameters that the network is built from (its ``config``).
-_NETWORK_PARAMS = ("window_length", "n_components", "autoencoder_widths", "decoder")
+_NETWORK_PARAMS = (
+    "window_length",
+    "n_components",
+    "autoencoder_widths",
+    "decoder",
+    "channel_pooling",
+    "coordinate_channels",
+    "map_activation",
+    "refine_steps",
+    "refine_sparsity",
+)
 #: The end of every refusal of files that disagree: the checksums of the data files held,
 #: so the manifest was edited.
 EDITED = f"{MANIFEST} was edited after saving: save the model again."
@@ -380,6 +390,9 @@ def _build_masker(manifest, mask_img, manifest_file):
 
 def _build_estimator(manifest, mask_img, cls, manifest_file):
     params = {k: _from_json(v) for k, v in manifest["params"].items()}
+    if "decoder" in params:
+        # Written before the levers on the paper's block existed: its network had none.
+        params = {**_paper_block(), **params}
     unknown = sorted(set(params) - set(cls._get_param_names()))
     if unknown:
         raise ModelFolderError(
@@ -444,6 +457,8 @@ def _build_network(path, manifest, estimator):
 
     manifest_file = path / MANIFEST
     config = _from_json(manifest["network_config"])
+    if isinstance(config, dict):
+        config = {**_paper_block(), **config}
     _check_network_config(config, estimator, manifest_file)
     network = STCANetwork(**config)
     weights = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
@@ -472,6 +487,13 @@ def _check_network_config(config, estimator, manifest_file):
                 f"{manifest_file} gives {name}={in_params!r} but its network_config, like "
                 f"weights.pt, has {name}={in_network!r}. {EDITED}"
             )
+
+
+def _paper_block():
+    """The block's lever settings of a model saved before they existed."""
+    from .network import PAPER_BLOCK
+
+    return dict(PAPER_BLOCK)
 
 
 def _as_tuple(value):

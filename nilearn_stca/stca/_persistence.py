@@ -19,7 +19,7 @@ from ._model_folder import (
     reported_as,
     write_model_folder,
 )
-from .network import STCANetwork
+from .network import PAPER_BLOCK, STCANetwork
 
 
 class NetworkPicklingMixin:
@@ -41,6 +41,9 @@ class NetworkPicklingMixin:
     def __setstate__(self, state):
         config = state.pop("_network_config", None)
         weights = state.pop("_network_state", None)
+        if "decoder" in state:
+            # Pickled before the levers on the paper's block existed: its network had none.
+            state = {**PAPER_BLOCK, **state}
         self.__dict__.update(state)
         if config is not None:
             network = STCANetwork(**config)

@@ -21,6 +21,7 @@ from .._docs import fill_doc
 from .._param_rules import (
     MASKER_RULES,
     WINDOW_RULES,
+    boolean,
     check_filter_params,
     check_param_table,
     check_target_grid,
@@ -42,14 +43,30 @@ from ._training import (
     torch_threads_for,
     train_network,
 )
-from .network import DECODERS, DEFAULT_AUTOENCODER_WIDTHS, SPATIAL_MULTIPLE, STCANetwork
+from .network import (
+    CHANNEL_POOLINGS,
+    DECODERS,
+    DEFAULT_AUTOENCODER_WIDTHS,
+    MAP_ACTIVATIONS,
+    PAPER_BLOCK,
+    SPATIAL_MULTIPLE,
+    STCANetwork,
+)
 from .static_maps import STATIC_MAPS, static_maps_accumulator
 
 #: The paper's settings where the defaults differ, and its number of maps: with these
 #: (and the default windows of 40 scans at stride 1, one epoch, one window per step and
 #: z >= 3.6) the estimator trains as Liu et al. (2023) describe. Static maps are not
 #: defined by the paper; the default ``static_maps`` is kept.
-PAPER_SETTINGS = {"n_components": 64, "learning_rate": 1e-4, "decoder": "autoencoder"}
+PAPER_SETTINGS = {
+    "n_components": 64,
+    "learning_rate": 1e-4,
+    "decoder": "autoencoder",
+    **{name: value for name, value in PAPER_BLOCK.items() if name != "refine_sparsity"},
+}
+
+#: The parameters that build the network (those of :class:`STCANetwork` but its first two).
+NETWORK_PARAMS = ("autoencoder_widths", "decoder", *PAPER_BLOCK)
 
 #: ``fbn_threshold``'s default (the paper's z threshold).
 DEFAULT_FBN_THRESHOLD = 3.6
@@ -73,6 +90,11 @@ _PARAM_RULES = {
         hint=" 'autoencoder' is the paper's guiding autoencoder, 'regression' reconstructs "
         "each window from the attention maps.",
     ),
+    "channel_pooling": one_of(*CHANNEL_POOLINGS),
+    "coordinate_channels": boolean,
+    "map_activation": one_of(*MAP_ACTIVATIONS),
+    "refine_steps": integer(0),
+    "refine_sparsity": number(0, maximum=1),
     "static_maps": one_of(*STATIC_MAPS),
     "conv_algorithm": one_of(*CONV_ALGORITHM_CHOICES),
     "autoencoder_widths": integers(4, 1),
@@ -137,6 +159,26 @@ class STCADecomposition(
         stay near their random start, while "regression" raises the window IoU with the
         planted networks several-fold (e.g. 0.012 to 0.062 and 0.004 to 0.012 after 120
         steps) and trains about 5 times faster per step.
+    channel_pooling : {"mean", "mean_std_max"}, default="mean"
+        What channel attention reads from each feature map over the brain: its mean (the
+        paper's), or its mean, standard deviation and maximum. On z-scored windows the means
+        are near zero in every window, so the paper's channel weights hardly change.
+    coordinate_channels : bool, default=False
+        Give the STCA block each voxel's position in the brain as three more input
+        channels (the paper's block sees only time series and the zero padding).
+    map_activation : {"sigmoid", "softmax"}, default="sigmoid"
+        How the logits become the maps a window is rebuilt from (``decoder="regression"``):
+        a sigmoid per map (the paper's), or a softmax over the maps at each voxel with a
+        learned temperature, so that maps compete for voxels.
+    refine_steps : int, default=0
+        Window-adaptive refinement (``decoder="regression"``): the attention proposes maps,
+        then each step fits their time courses to the window by least squares and
+        re-estimates every voxel's weights on them as a sparse nonnegative code (unrolled
+        dual regression with soft thresholding). The window is rebuilt from, and the FBN
+        maps are, the refined maps; training runs through the steps. 0: none (the paper).
+    refine_sparsity : float, default=0.3
+        The refinement's soft threshold, as a correlation between a voxel and a map's time
+        course (0 to 1): higher gives sparser maps.
     static_maps : {"clustered", "mean"}, default="clustered"
         How ``components_`` are made from the window maps (the paper defines no static
         map). "clustered": the FBNs (z >= ``fbn_threshold``) of all maps of all training
@@ -218,6 +260,11 @@ class STCADecomposition(
         fbn_threshold=DEFAULT_FBN_THRESHOLD,
         autoencoder_widths=DEFAULT_AUTOENCODER_WIDTHS,
         decoder="regression",
+        channel_pooling="mean",
+        coordinate_channels=False,
+        map_activation="sigmoid",
+        refine_steps=0,
+        refine_sparsity=0.3,
         static_maps="clustered",
         device="auto",
         conv_algorithm="auto",
@@ -249,6 +296,11 @@ class STCADecomposition(
         self.fbn_threshold = fbn_threshold
         self.autoencoder_widths = autoencoder_widths
         self.decoder = decoder
+        self.channel_pooling = channel_pooling
+        self.coordinate_channels = coordinate_channels
+        self.map_activation = map_activation
+        self.refine_steps = refine_steps
+        self.refine_sparsity = refine_sparsity
         self.static_maps = static_maps
         self.device = device
         self.conv_algorithm = conv_algorithm
@@ -275,9 +327,22 @@ class STCADecomposition(
     def _check_params(self):
         """Refuse a bad parameter in one line (not scikit-learn's ``_validate_params``)."""
         check_param_table(self, _PARAM_RULES)
+        self._check_decoder_levers()
         check_filter_params(self)
         check_target_grid(self)
         self._check_deprecated_threshold()
+
+    def _check_decoder_levers(self):
+        """Refuse the levers that act on the maps a window is rebuilt from, without them."""
+        if self.decoder == "regression":
+            return
+        for name, paper in (("map_activation", "sigmoid"), ("refine_steps", 0)):
+            if getattr(self, name) != paper:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} needs decoder='regression': the "
+                    f"autoencoder rebuilds a window from the attended features, not from the "
+                    f"maps. Set decoder='regression', or {name}={paper!r}."
+                )
 
     def _check_n_components_for_data(self, n_scans, n_voxels):
         """Refuse an ``n_components`` the data cannot give, before the network is built.
@@ -426,7 +491,9 @@ class STCADecomposition(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = STCANetwork(
-                self.window_length, self.n_components, self.autoencoder_widths, self.decoder
+                self.window_length,
+                self.n_components,
+                **{name: getattr(self, name) for name in NETWORK_PARAMS},
             ).to(device)
 
         for attribute in ("components_", "components_img_"):
