@@ -51,7 +51,12 @@ from nilearn_stca.evaluation.metrics import score_maps
 from nilearn_stca.evaluation.truth import TRUTH_THRESHOLD
 from nilearn_stca.maps import zscore_maps
 from nilearn_stca.stca._grid import BrainBox
-from nilearn_stca.stca.network import GuidingAutoencoder, STCANetwork, regression_reconstruction
+from nilearn_stca.stca.network import (
+    GuidingAutoencoder,
+    STCANetwork,
+    brain_coordinates,
+    regression_reconstruction,
+)
 from nilearn_stca.windows import window_starts
 
 from ._common import default_threads, fill_size_defaults, header
@@ -139,6 +144,55 @@ LEVERS = {
         "hoyer": 1.0,
     },
 }
+
+#: Issue 24's levers: each adds to the regression decoder (the estimator's default before
+#: them) what the paper's block cannot know about a window as a whole.
+_REGRESSION = {"learning_rate": 1e-3, "decoder": "regression"}
+LEVERS.update(
+    {
+        "CA pools mean, sd, max": {**_REGRESSION, "channel_pooling": "mean_std_max"},
+        "coordinate channels": {**_REGRESSION, "coordinate_channels": True},
+        "softmax competition": {**_REGRESSION, "map_activation": "softmax"},
+        "refinement 1, sparsity 0.3": {**_REGRESSION, "refine_steps": 1, "refine_sparsity": 0.3},
+        "refinement 2, sparsity 0.3": {**_REGRESSION, "refine_steps": 2, "refine_sparsity": 0.3},
+        "refinement 3, sparsity 0.3": {**_REGRESSION, "refine_steps": 3, "refine_sparsity": 0.3},
+        "refinement 3, sparsity 0.2": {**_REGRESSION, "refine_steps": 3, "refine_sparsity": 0.2},
+        "refinement 3, sparsity 0.4": {**_REGRESSION, "refine_steps": 3, "refine_sparsity": 0.4},
+        "softmax + refinement 3": {
+            **_REGRESSION,
+            "map_activation": "softmax",
+            "refine_steps": 3,
+            "refine_sparsity": 0.3,
+        },
+        "refinement 3 + CA pools + coordinates": {
+            **_REGRESSION,
+            "channel_pooling": "mean_std_max",
+            "coordinate_channels": True,
+            "refine_steps": 3,
+            "refine_sparsity": 0.3,
+        },
+        "all four": {
+            **_REGRESSION,
+            "channel_pooling": "mean_std_max",
+            "coordinate_channels": True,
+            "map_activation": "softmax",
+            "refine_steps": 3,
+            "refine_sparsity": 0.3,
+        },
+        "regression decoder, 4 subjects": {**_REGRESSION, "n_subjects": 4},
+        "refinement 3, sparsity 0.3, 4 subjects": {
+            **_REGRESSION,
+            "refine_steps": 3,
+            "refine_sparsity": 0.3,
+            "n_subjects": 4,
+        },
+    }
+)
+ISSUE_24_LEVERS = [
+    "paper",
+    "regression decoder",
+    *list(LEVERS)[list(LEVERS).index("CA pools mean, sd, max") :],
+]
 QUICK_LEVERS = ["paper", "lr 1e-3", "regression decoder"]
 
 
@@ -153,9 +207,17 @@ def parse_args(argv=None):
     parser.add_argument("--n-components", type=int, default=16, help="maps (default 16)")
     parser.add_argument("--eval-stride", type=int, default=5, help="score every Nth window")
     parser.add_argument("--seed", type=int, default=0, help="network and window-order seed")
+    parser.add_argument("--seeds", type=int, nargs="+", help="several seeds (default: --seed)")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument(
+        "--issue-24", action="store_true", help="the levers of issue 24 (unless --levers)"
+    )
+    parser.add_argument("--no-references", action="store_true", help="skip SDL, ICA, PCA rows")
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--json", type=Path, help="also append every row to this JSON-lines file")
     args = parser.parse_args(argv)
+    if args.issue_24 and args.levers is None:
+        args.levers = ISSUE_24_LEVERS
     return fill_size_defaults(
         args,
         quick={"configs": ["smith"], "levers": QUICK_LEVERS, "steps": 30},
@@ -167,12 +229,13 @@ def parse_args(argv=None):
 class Data:
     """One simulated run, masked as the estimator masks it, with its truth."""
 
-    def __init__(self, name, window_length=40):
+    def __init__(self, name, window_length=40, n_subjects=1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sim = simulate_dynamic_rsfmri(**CONFIGS[name])
+            sim = simulate_dynamic_rsfmri(**CONFIGS[name], n_subjects=n_subjects)
             masker = NiftiMasker(sim.mask_img, standardize="zscore_sample", detrend=True).fit()
-            self.run = masker.transform(sim.func[0]).astype(np.float32)
+            self.runs = [masker.transform(func).astype(np.float32) for func in sim.func]
+            self.run = self.runs[0]
         self.name, self.sim, self.masker = name, sim, masker
         self.truth = apply_mask(sim.maps_img, sim.mask_img).astype(np.float32)
         self.truth_masks = self.truth >= TRUTH_THRESHOLD
@@ -183,8 +246,8 @@ class Data:
         self.edge_distance = distance_transform_edt(mask)[mask]
         self.starts = window_starts(len(self.run), window_length, 1)
 
-    def window(self, start):
-        return self.run[start : start + self.window_length]
+    def window(self, start, subject=0):
+        return self.runs[subject][start : start + self.window_length]
 
     def active(self, start):
         envelope = self.sim.amplitudes[0][start : start + self.window_length].mean(axis=0)
@@ -319,8 +382,9 @@ class LeverNetwork(STCANetwork):
         decoder_depth=4,
         batch_norm=True,
         sa_init_scale=1.0,
+        **options,
     ):
-        super().__init__(window_length, n_components, decoder=decoder)
+        super().__init__(window_length, n_components, decoder=decoder, **options)
         self.sa_input = sa_input
         widths = self.config["autoencoder_widths"][:decoder_depth]
         if decoder == "autoencoder" and decoder_depth < 4:
@@ -338,20 +402,27 @@ class LeverNetwork(STCANetwork):
     def block(self, x, mask):
         """``(f, CA, features gated by SA, SA)``."""
         stca = self.stca
-        f = F.gelu(stca.embed(x)) * mask
+        coordinates = brain_coordinates(mask)[None] if stca.coordinate_channels else None
+        f = F.gelu(stca.embed(stca.with_coordinates(x, coordinates))) * mask
         weights = stca.channel_attention(f, mask)
         f1 = f * weights[:, :, None, None, None]
         source = f1 if self.sa_input == "f1" else f
-        sa = stca.spatial_conv2(F.gelu(stca.spatial_conv1(source)) * mask) * mask
+        hidden = F.gelu(stca.spatial_conv1(stca.with_coordinates(source, coordinates))) * mask
+        sa = stca.spatial_conv2(hidden) * mask
         return f, weights, source * torch.sigmoid(sa), sa
 
     def forward(self, x, mask=None):
         _, _, attended, sa = self.block(x, mask)
         if self.autoencoder is None:
-            maps = torch.sigmoid(sa) * mask
-            reconstruction = regression_reconstruction(x.flatten(2), maps.flatten(2))
+            maps = self.decode_maps(x.flatten(2), sa.flatten(2), mask.reshape(1, 1, -1))
+            reconstruction = regression_reconstruction(x.flatten(2), maps)
             return reconstruction.reshape(x.shape), sa
         return self.autoencoder(attended), sa
+
+    def window_fbn_maps(self, x, mask, box):
+        """The FBN maps of window boxes ``x``, as masked vectors ``(B, C, n_voxels)``."""
+        _, weights, _, sa = self.block(x, mask)
+        return weights, self.fbn_maps(box.to_vectors(x), box.to_vectors(sa))
 
 
 def _normalize(window, how):
@@ -401,9 +472,9 @@ def _regularizers(sa, mask, n_brain, sparsity, decorrelation, box, heavy_tails=0
     return penalty
 
 
-def measure_maps(network, data, eval_starts, normalization):
-    """What the attention logits follow, and the recovery, over the evaluation windows."""
-    mask = data.box.mask_tensor()
+def measure_maps(network, data, eval_starts, normalization, device="cpu"):
+    """What the FBN maps follow, and the recovery, over the evaluation windows."""
+    mask = data.box.mask_tensor(device)
     rows = {key: [] for key in ("recovery", "follow", "ca", "distinct")}
     static = np.zeros((network.config["n_components"], data.box.n_voxels))
     network.eval()
@@ -411,10 +482,10 @@ def measure_maps(network, data, eval_starts, normalization):
         for start in eval_starts:
             window = data.window(start)
             x = data.box.to_box(torch.from_numpy(_normalize(window, normalization)))[None]
-            _, weights, _, sa = network.block(x, mask)
-            z_maps = zscore_maps(data.box.to_vectors(sa)[0].numpy())
+            weights, maps = network.window_fbn_maps(x.to(device), mask, data.box)
+            z_maps = zscore_maps(maps[0].cpu().numpy())
             static += z_maps
-            rows["ca"].append(weights[0].numpy())
+            rows["ca"].append(weights[0].cpu().numpy())
             _, noise = data.network_share(start)
             targets = np.stack(
                 [window.mean(axis=0), window.var(axis=0), data.edge_distance, noise]
@@ -463,12 +534,21 @@ def train_and_measure(
     decorrelation=0.0,
     heavy_tails=0.0,
     hoyer=0.0,
+    n_subjects=1,
+    device="cpu",
+    return_network=False,
     **network_options,
 ):
+    """Train one lever's network from ``seed`` and measure it before and after.
+
+    ``n_subjects`` > 1 trains one network on the windows of the first ``n_subjects`` runs
+    of ``data`` (group training, in a random order over all of them); the scores are those
+    of the first run's windows, as always. ``return_network``: return ``(row, network)``.
+    """
     torch.manual_seed(seed)
-    network = LeverNetwork(data.window_length, n_components, **network_options)
-    before = measure_maps(network, data, eval_starts, normalization)
-    mask = data.box.mask_tensor()
+    network = LeverNetwork(data.window_length, n_components, **network_options).to(device)
+    before = measure_maps(network, data, eval_starts, normalization, device)
+    mask = data.box.mask_tensor(device)
     n_brain = mask.sum()
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     scheduler = None
@@ -482,16 +562,21 @@ def train_and_measure(
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     rng = np.random.RandomState(seed)
+    if n_subjects > len(data.runs):
+        raise ValueError(f"{n_subjects} subjects asked, the data has {len(data.runs)}")
+    pairs = [(subject, start) for subject in range(n_subjects) for start in data.starts]
     # Random orders of all windows, one after the other, for steps * batch_size windows.
-    n_orders = 1 + (steps * batch_size) // len(data.starts)
-    order = np.concatenate([rng.permutation(len(data.starts)) for _ in range(n_orders)])
+    n_orders = 1 + (steps * batch_size) // len(pairs)
+    order = np.concatenate([rng.permutation(len(pairs)) for _ in range(n_orders)])
     losses, shares, reconstructed, grad_sa, grad_ae = [], [], [], [], []
     network.train()
     started = time.perf_counter()
     for step in range(steps):
-        batch = data.starts[order[step * batch_size : (step + 1) * batch_size]]
-        windows = np.stack([_normalize(data.window(s), normalization) for s in batch])
-        x = data.box.to_box(torch.from_numpy(windows))
+        batch = [pairs[i] for i in order[step * batch_size : (step + 1) * batch_size]]
+        windows = np.stack(
+            [_normalize(data.window(s, subject), normalization) for subject, s in batch]
+        )
+        x = data.box.to_box(torch.from_numpy(windows)).to(device)
         reconstruction, sa = network(x, mask)
         loss = ((reconstruction - x) ** 2 * mask).sum() / (n_brain * x.shape[0] * x.shape[1])
         total = loss + _regularizers(
@@ -511,9 +596,10 @@ def train_and_measure(
         losses.append(float(loss.detach()))
         variance = float((x**2 * mask).sum() / (n_brain * x.shape[0] * x.shape[1]))
         reconstructed.append(1 - losses[-1] / variance)
-        shares.append(np.mean([data.network_share(s)[0] for s in batch]))
+        if batch[0][0] == 0:  # the share is known for the first run
+            shares.append(np.mean([data.network_share(s)[0] for _, s in batch]))
     seconds = time.perf_counter() - started
-    after = measure_maps(network, data, eval_starts, normalization)
+    after = measure_maps(network, data, eval_starts, normalization, device)
     quarter = max(1, steps // 4)
     row = {
         "loss_start": np.mean(losses[:quarter]),
@@ -531,7 +617,7 @@ def train_and_measure(
             for k in ("window_iou", "window_corr", "best_window_iou", "follows_planted")
         }
     )
-    return row
+    return (row, network) if return_network else row
 
 
 COLUMNS = {
@@ -564,25 +650,46 @@ def main(argv=None):
     threads = default_threads()
     if args.threads:
         torch.set_num_threads(threads := args.threads)
-    print(header(threads, f"{args.steps} steps, {args.n_components} maps"))
+    levers = list(args.levers)
+    seeds = args.seeds or [args.seed]
+    print(header(threads, f"{args.steps} steps, {args.n_components} maps, seeds {seeds}"))
+    print(f"device: {args.device}")
+    n_subjects = max(LEVERS[lever].get("n_subjects", 1) for lever in levers)
     for name in args.configs:
-        data = Data(name)
+        data = Data(name, n_subjects=n_subjects)
         eval_starts = data.starts[:: args.eval_stride]
         print(f"\n### {name}: {data.sim.description}\n")
-        rows = references(data, eval_starts, args.n_components)
-        for lever in args.levers:
-            row = train_and_measure(
-                data, args.steps, args.n_components, eval_starts, seed=args.seed, **LEVERS[lever]
-            )
-            row["lever"] = lever
-            rows.append(row)
-            if args.json:
-                with args.json.open("a") as stream:
-                    stream.write(json.dumps({"config": name, **row}, default=float) + "\n")
-            print(f"  {lever}: window IoU {row['window_iou']:.3f}, corr {row['window_corr']:.3f}")
+        rows = [] if args.no_references else references(data, eval_starts, args.n_components)
+        for row in rows:
+            _write_json(args.json, {"config": name, "seed": None, **row})
+        for lever in levers:
+            for seed in seeds:
+                row = train_and_measure(
+                    data,
+                    args.steps,
+                    args.n_components,
+                    eval_starts,
+                    seed=seed,
+                    device=args.device,
+                    **LEVERS[lever],
+                )
+                row["lever"] = lever if len(seeds) == 1 else f"{lever} (seed {seed})"
+                rows.append(row)
+                _write_json(args.json, {"config": name, "seed": seed, "name": lever, **row})
+                print(
+                    f"  {row['lever']}: window IoU {row['window_iou']:.3f}, "
+                    f"corr {row['window_corr']:.3f}, {row['seconds']:.1f} s",
+                    flush=True,
+                )
         table = pd.DataFrame(rows).set_index("lever")
         table = table[[c for c in COLUMNS if c in table]].rename(columns=COLUMNS)
-        print(table.to_markdown(floatfmt=".3f"))
+        print(table.to_markdown(floatfmt=".3f"), flush=True)
+
+
+def _write_json(path, row):
+    if path is not None:
+        with path.open("a") as stream:
+            stream.write(json.dumps(row, default=float) + "\n")
 
 
 if __name__ == "__main__":
