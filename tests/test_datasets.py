@@ -4,8 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from nilearn_stca import planted_networks
-from nilearn_stca.datasets import SMITH2009_RSN10_NAMES, simulate_dynamic_rsfmri
+from nilearn_stca.datasets import SMITH2009_RSN10_NAMES, _networks, simulate_dynamic_rsfmri
 
 SHARED_NILEARN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nilearn_data"
 SMITH2009_FILE = SHARED_NILEARN_DATA / "smith_2009" / "PNAS_Smith09_rsn10.nii.gz"
@@ -38,7 +37,7 @@ def no_smith_data(tmp_path, monkeypatch):
     def fail_if_called(*args, **kwargs):
         raise AssertionError("the Smith 2009 fetcher must not be called without its file")
 
-    monkeypatch.setattr(planted_networks, "fetch_atlas_smith_2009", fail_if_called)
+    monkeypatch.setattr(_networks, "fetch_atlas_smith_2009", fail_if_called)
 
 
 @pytest.fixture
@@ -319,7 +318,7 @@ def test_invalid_parameters_raise(kwargs, match):
 
 # ---------------------------------------------------------------------- state mode
 def test_state_mode_plants_discrete_states():
-    from nilearn_stca.planted_states import DWELL_SCANS
+    from nilearn_stca.datasets._states import DWELL_SCANS
 
     data = simulate_dynamic_rsfmri(
         n_subjects=2, n_scans=300, resolution=16, networks="procedural", n_states=4

@@ -18,13 +18,13 @@ from nilearn.glm.first_level import spm_hrf
 from nilearn.masking import load_mask_img
 from sklearn.utils import Bunch, check_random_state
 
-from .planted_networks import (
+from ._networks import (
     CORE_THRESHOLD,
     SMITH2009_RSN10_NAMES,
     check_networks,
     network_maps,
 )
-from .planted_signals import (
+from ._signals import (
     RAMP_SCANS,
     add_network_signal,
     envelope_scale,
@@ -33,7 +33,7 @@ from .planted_signals import (
     ramp_kernel,
     smooth_ar1_noise,
 )
-from .planted_states import draw_state_networks, draw_state_sequence, state_envelopes
+from ._states import draw_state_networks, draw_state_sequence, state_envelopes
 
 __all__ = ["SMITH2009_RSN10_NAMES", "simulate_dynamic_rsfmri"]
 
@@ -125,7 +125,7 @@ def simulate_dynamic_rsfmri(
         set of co-active networks (shared by all subjects), and each
         subject's run moves from state to state, dwelling 30 to 90 scans in
         each (shorter for runs under 300 scans); see
-        :mod:`nilearn_stca.planted_states`. If None, each network has its own
+        :mod:`nilearn_stca.datasets._states`. If None, each network has its own
         on/off envelope (see Notes).
 
     Returns
