@@ -1,3 +1,5 @@
+import importlib
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -367,3 +369,13 @@ def test_state_mode_refuses_bad_numbers_of_states(n_states, error, match):
         simulate_dynamic_rsfmri(
             n_scans=60, resolution=16, networks="procedural", n_networks=3, n_states=n_states
         )
+
+
+# ------------------------------------------------------------------ moved modules
+@pytest.mark.parametrize("name", ["networks", "signals", "states"])
+def test_old_planted_module_paths_warn_and_give_the_moved_module(name, monkeypatch):
+    old = f"nilearn_stca.planted_{name}"
+    monkeypatch.delitem(sys.modules, old, raising=False)  # a fresh import warns
+    with pytest.warns(FutureWarning, match=f"nilearn_stca.datasets._{name}; this alias"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(f"nilearn_stca.datasets._{name}")
