@@ -1,11 +1,12 @@
+import importlib
+import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from nilearn_stca import planted_networks
-from nilearn_stca.datasets import SMITH2009_RSN10_NAMES, simulate_dynamic_rsfmri
+from nilearn_stca.datasets import SMITH2009_RSN10_NAMES, _networks, simulate_dynamic_rsfmri
 
 SHARED_NILEARN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nilearn_data"
 SMITH2009_FILE = SHARED_NILEARN_DATA / "smith_2009" / "PNAS_Smith09_rsn10.nii.gz"
@@ -38,7 +39,7 @@ def no_smith_data(tmp_path, monkeypatch):
     def fail_if_called(*args, **kwargs):
         raise AssertionError("the Smith 2009 fetcher must not be called without its file")
 
-    monkeypatch.setattr(planted_networks, "fetch_atlas_smith_2009", fail_if_called)
+    monkeypatch.setattr(_networks, "fetch_atlas_smith_2009", fail_if_called)
 
 
 @pytest.fixture
@@ -319,7 +320,7 @@ def test_invalid_parameters_raise(kwargs, match):
 
 # ---------------------------------------------------------------------- state mode
 def test_state_mode_plants_discrete_states():
-    from nilearn_stca.planted_states import DWELL_SCANS
+    from nilearn_stca.datasets._states import DWELL_SCANS
 
     data = simulate_dynamic_rsfmri(
         n_subjects=2, n_scans=300, resolution=16, networks="procedural", n_states=4
@@ -368,3 +369,13 @@ def test_state_mode_refuses_bad_numbers_of_states(n_states, error, match):
         simulate_dynamic_rsfmri(
             n_scans=60, resolution=16, networks="procedural", n_networks=3, n_states=n_states
         )
+
+
+# ------------------------------------------------------------------ moved modules
+@pytest.mark.parametrize("name", ["networks", "signals", "states"])
+def test_old_planted_module_paths_warn_and_give_the_moved_module(name, monkeypatch):
+    old = f"nilearn_stca.planted_{name}"
+    monkeypatch.delitem(sys.modules, old, raising=False)  # a fresh import warns
+    with pytest.warns(FutureWarning, match=f"nilearn_stca.datasets._{name}; this alias"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(f"nilearn_stca.datasets._{name}")

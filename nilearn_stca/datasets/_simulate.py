@@ -1,9 +1,7 @@
-"""Simulated resting-state fMRI with known, time-varying functional networks.
+"""The simulator: ``simulate_dynamic_rsfmri`` and its steps, one subject's run at a time.
 
-The data produced here serve as ground truth to evaluate dynamic brain
-network decompositions (STCA) and static baselines (ICA, dictionary
-learning): the spatial maps, the network time courses and the periods
-during which each network is active are all returned with the images.
+The steps draw from their own generators, seeded in a fixed order, so that a seed gives the
+same run and subject i the same data whatever the number of subjects.
 """
 
 import numbers
@@ -11,20 +9,13 @@ import numbers
 import nibabel as nib
 import numpy as np
 from nibabel.affines import voxel_sizes
-from nilearn.datasets import (
-    load_mni152_brain_mask,
-)
 from nilearn.glm.first_level import spm_hrf
-from nilearn.masking import load_mask_img
 from sklearn.utils import Bunch, check_random_state
 
-from .planted_networks import (
-    CORE_THRESHOLD,
-    SMITH2009_RSN10_NAMES,
-    check_networks,
-    network_maps,
-)
-from .planted_signals import (
+from ._images import load_grid, unmask_maps, unmask_timeseries
+from ._networks import CORE_THRESHOLD, network_maps
+from ._parameters import check_simulation_parameters
+from ._signals import (
     RAMP_SCANS,
     add_network_signal,
     envelope_scale,
@@ -33,13 +24,10 @@ from .planted_signals import (
     ramp_kernel,
     smooth_ar1_noise,
 )
-from .planted_states import draw_state_networks, draw_state_sequence, state_envelopes
+from ._states import draw_state_networks, draw_state_sequence, state_envelopes
 
-__all__ = ["SMITH2009_RSN10_NAMES", "simulate_dynamic_rsfmri"]
-
-
-_MAX_T_R = 20.0
 _BASELINE = 100.0  # the signal's mean in every voxel
+_MAX_SEED = np.iinfo(np.int32).max
 
 
 def simulate_dynamic_rsfmri(
@@ -125,7 +113,7 @@ def simulate_dynamic_rsfmri(
         set of co-active networks (shared by all subjects), and each
         subject's run moves from state to state, dwelling 30 to 90 scans in
         each (shorter for runs under 300 scans); see
-        :mod:`nilearn_stca.planted_states`. If None, each network has its own
+        :mod:`nilearn_stca.datasets._states`. If None, each network has its own
         on/off envelope (see Notes).
 
     Returns
@@ -212,135 +200,123 @@ def simulate_dynamic_rsfmri(
     >>> data.maps_img.shape
     (26, 30, 25, 10)
     """
-    _check_positive_int(n_subjects, "n_subjects")
-    _check_positive_int(n_scans, "n_scans", minimum=2)
-    _check_positive_int(n_networks, "n_networks")
-    _check_positive_int(resolution, "resolution")
-    _check_positive_number(t_r, "t_r")
-    if t_r > _MAX_T_R:
-        raise ValueError(
-            f"t_r must be at most {_MAX_T_R:g} s, so that the 32 s canonical HRF spans "
-            f"at least two scans; got {t_r!r}."
-        )
-    _check_positive_number(snr, "snr")
-    if n_states is not None:
-        _check_positive_int(n_states, "n_states", minimum=2)
-    networks = check_networks(networks)
-
+    networks = check_simulation_parameters(
+        n_subjects, n_scans, networks, n_networks, resolution, t_r, snr, n_states
+    )
     rng = check_random_state(random_state)
     # One seed per independent part, so that subject i is the same whatever
     # n_subjects and whatever the source of the maps.
-    maps_seed, *subject_seeds = rng.randint(np.iinfo(np.int32).max, size=n_subjects + 1)
+    maps_seed, *subject_seeds = rng.randint(_MAX_SEED, size=n_subjects + 1)
+    planted = _plant_networks(mask_img, resolution, networks, n_networks, maps_seed)
+    state_networks = _plant_states(n_states, len(planted.maps), rng)
+    hrf = spm_hrf(t_r, oversampling=1)
+    subjects = [
+        _simulate_subject(seed, n_scans, t_r, hrf, snr, planted, state_networks)
+        for seed in subject_seeds
+    ]
+    description = _describe(n_subjects, n_scans, t_r, snr, random_state, n_states, planted)
+    return _assemble_result(subjects, planted, state_networks, t_r, description)
 
-    mask, affine = _load_grid(mask_img, resolution)
+
+def _plant_networks(mask_img, resolution, networks, n_networks, maps_seed):
+    """The output grid and the maps planted on it.
+
+    Returns
+    -------
+    planted : :obj:`sklearn.utils.Bunch`
+        ``mask`` and ``affine`` (the grid), ``maps`` (n_networks, n_voxels),
+        ``network_names``, ``source`` (the maps' source actually used) and
+        ``core_voxels`` (where a map reaches ``CORE_THRESHOLD``: where snr holds).
+    """
+    mask, affine = load_grid(mask_img, resolution)
     maps, network_names, source = network_maps(
         networks, n_networks, mask, affine, np.random.default_rng(maps_seed)
     )
-    core_voxels = maps.max(axis=0) >= CORE_THRESHOLD
-
-    state_networks = None
-    if n_states is not None:
-        # Drawn after every other seed, so that the default mode's draws do not change.
-        states_rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
-        state_networks = draw_state_networks(n_states, len(maps), states_rng)
-    hrf = spm_hrf(t_r, oversampling=1)
-    func, timecourses, amplitudes, states = [], [], [], []
-    for seed in subject_seeds:
-        subject_rng = np.random.default_rng(seed)
-        subject_timecourses = network_timecourses(n_scans, len(maps), t_r, hrf, subject_rng)
-        if state_networks is None:
-            subject_amplitudes = np.column_stack(
-                [on_off_envelope(n_scans, subject_rng) for _ in maps]
-            )
-        else:
-            scale = envelope_scale(n_scans)
-            sequence = draw_state_sequence(n_scans, n_states, scale, subject_rng)
-            kernel = ramp_kernel(int(round(RAMP_SCANS * scale)))
-            subject_amplitudes = state_envelopes(sequence, state_networks, kernel)
-            states.append(sequence)
-        masked_data = smooth_ar1_noise(n_scans, mask, subject_rng)
-        add_network_signal(
-            masked_data,
-            subject_amplitudes * subject_timecourses,
-            maps,
-            snr,
-            core_voxels,
-        )
-        masked_data += _BASELINE
-        func.append(_unmask_timeseries(masked_data, mask, affine, t_r))
-        timecourses.append(subject_timecourses)
-        amplitudes.append(subject_amplitudes)
-
-    maps_img = _unmask_maps(maps, mask, affine)
-    description = _describe(
-        n_subjects, n_scans, t_r, snr, random_state, len(maps), source, mask, affine
-    )
-    if state_networks is not None:
-        description = description.replace(
-            "that switch on and off over time", f"that switch together, in {n_states} states"
-        )
     return Bunch(
-        func=func,
-        mask_img=nib.Nifti1Image(mask.astype(np.uint8), affine),
-        maps_img=maps_img,
+        mask=mask,
+        affine=affine,
+        maps=maps,
+        network_names=network_names,
+        source=source,
+        core_voxels=maps.max(axis=0) >= CORE_THRESHOLD,
+    )
+
+
+def _plant_states(n_states, n_networks, rng):
+    """In the state mode, the networks each state holds, (n_states, n_networks); else None."""
+    if n_states is None:
+        return None
+    # Drawn after every other seed, so that the default mode's draws do not change.
+    states_rng = np.random.default_rng(rng.randint(_MAX_SEED))
+    return draw_state_networks(n_states, n_networks, states_rng)
+
+
+def _simulate_subject(seed, n_scans, t_r, hrf, snr, planted, state_networks):
+    """One subject's run: its time courses, envelopes (and states), noise and image."""
+    rng = np.random.default_rng(seed)
+    timecourses = network_timecourses(n_scans, len(planted.maps), t_r, hrf, rng)
+    amplitudes, sequence = _envelopes(n_scans, len(planted.maps), state_networks, rng)
+    masked_data = smooth_ar1_noise(n_scans, planted.mask, rng)
+    add_network_signal(
+        masked_data, amplitudes * timecourses, planted.maps, snr, planted.core_voxels
+    )
+    masked_data += _BASELINE
+    return Bunch(
+        func=unmask_timeseries(masked_data, planted.mask, planted.affine, t_r),
         timecourses=timecourses,
         amplitudes=amplitudes,
-        states=states if state_networks is not None else None,
+        states=sequence,
+    )
+
+
+def _envelopes(n_scans, n_networks, state_networks, rng):
+    """The networks' on/off envelopes (n_scans, n_networks) and the state sequence.
+
+    Each network has its own envelope, and the sequence is None, unless ``state_networks``
+    is given: then the networks follow the states of a drawn sequence.
+    """
+    if state_networks is None:
+        envelopes = [on_off_envelope(n_scans, rng) for _ in range(n_networks)]
+        return np.column_stack(envelopes), None
+    scale = envelope_scale(n_scans)
+    sequence = draw_state_sequence(n_scans, len(state_networks), scale, rng)
+    kernel = ramp_kernel(int(round(RAMP_SCANS * scale)))
+    return state_envelopes(sequence, state_networks, kernel), sequence
+
+
+def _assemble_result(subjects, planted, state_networks, t_r, description):
+    """The simulator's result: see the Returns of ``simulate_dynamic_rsfmri``."""
+    in_state_mode = state_networks is not None
+    return Bunch(
+        func=[subject.func for subject in subjects],
+        mask_img=nib.Nifti1Image(planted.mask.astype(np.uint8), planted.affine),
+        maps_img=unmask_maps(planted.maps, planted.mask, planted.affine),
+        timecourses=[subject.timecourses for subject in subjects],
+        amplitudes=[subject.amplitudes for subject in subjects],
+        states=[subject.states for subject in subjects] if in_state_mode else None,
         state_networks=state_networks,
-        network_names=network_names,
-        networks=source,
+        network_names=planted.network_names,
+        networks=planted.source,
         t_r=float(t_r),
         description=description,
     )
 
 
-def _describe(n_subjects, n_scans, t_r, snr, random_state, n_networks, source, mask, affine):
-    grid = "x".join(map(str, mask.shape))
-    voxel_mm = "x".join(f"{size:g}" for size in voxel_sizes(affine))
+def _describe(n_subjects, n_scans, t_r, snr, random_state, n_states, planted):
+    grid = "x".join(map(str, planted.mask.shape))
+    voxel_mm = "x".join(f"{size:g}" for size in voxel_sizes(planted.affine))
     description = (
-        f"Simulated resting-state fMRI with {n_networks} {source} networks that switch on "
-        f"and off over time: {n_subjects} subject(s) x {n_scans} scans, TR = {t_r} s, "
-        f"{grid} grid of {voxel_mm} mm voxels ({int(mask.sum())} in the mask), snr = {snr} "
-        f"(std of network signal / std of noise where a map is >= {CORE_THRESHOLD})"
+        f"Simulated resting-state fMRI with {len(planted.maps)} {planted.source} networks "
+        f"that switch on and off over time: {n_subjects} subject(s) x {n_scans} scans, "
+        f"TR = {t_r} s, {grid} grid of {voxel_mm} mm voxels ({int(planted.mask.sum())} in "
+        f"the mask), snr = {snr} (std of network signal / std of noise where a map is >= "
+        f"{CORE_THRESHOLD})"
     )
     if random_state is None or isinstance(random_state, numbers.Integral):
         description += f", random_state = {random_state}"
-    return description + "."
-
-
-def _check_positive_int(value, name, minimum=1):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-
-
-def _check_positive_number(value, name):
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-
-
-def _load_grid(mask_img, resolution):
-    """Return the boolean mask array and the affine of the output grid."""
-    if mask_img is None:
-        mask_img = load_mni152_brain_mask(resolution=resolution)
-    return load_mask_img(mask_img)
-
-
-def _unmask_timeseries(masked_data, mask, affine, t_r):
-    """Return a 4D float32 image, zero outside the mask, with TR in header."""
-    data = np.zeros((*mask.shape, len(masked_data)), dtype=np.float32)
-    data[mask] = masked_data.T
-    img = nib.Nifti1Image(data, affine)
-    img.header.set_zooms((*voxel_sizes(affine), t_r))
-    img.header.set_xyzt_units("mm", "sec")
-    return img
-
-
-def _unmask_maps(maps, mask, affine):
-    data = np.zeros((*mask.shape, len(maps)), dtype=np.float32)
-    data[mask] = maps.T
-    return nib.Nifti1Image(data, affine)
+    description += "."
+    if n_states is not None:
+        description = description.replace(
+            "that switch on and off over time", f"that switch together, in {n_states} states"
+        )
+    return description
