@@ -1,4 +1,4 @@
-"""Brain-state dynamics from a sequence of states: occupancy, dwell time and transitions.
+"""Temporal metrics of a sequence of brain states: occupancy, dwell time and transitions.
 
 A state sequence gives the state (an integer from 0 to ``n_states - 1``) of each window or
 scan of one run, e.g. the k-means labels of the window maps, or the planted states of the
@@ -15,16 +15,11 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ._map_states import fit_kmeans, fit_map_states, per_subject
-
 __all__ = [
-    "fit_map_states",
-    "fit_states",
-    "planted_window_states",
-    "presence_table",
-    "score_states",
     "state_metrics",
     "state_metrics_table",
+    "transition_counts",
+    "transition_probability",
 ]
 
 
@@ -97,7 +92,7 @@ def state_metrics(sequence, n_states=None, t_r=None, step=1):
 
     Examples
     --------
-    >>> from nilearn_stca.dynamics import state_metrics
+    >>> from nilearn_stca.states import state_metrics
     >>> metrics = state_metrics([1, 2, 1, 1, 1, 0], n_states=3)
     >>> metrics.per_state.loc[1, ["temporal_fraction", "persistence", "counts"]].tolist()
     [0.6666666666666666, 2.0, 2.0]
@@ -164,136 +159,3 @@ def state_metrics_table(states, method, t_r=None, step=1):
         table["transition_frequency"] = measured.transition_frequency
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
-
-
-# ---------------------------------------------------------------------- states from windows
-def presence_table(results, subject, method):
-    """Network presence over time: windows x templates of one subject and method.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The table of :func:`~nilearn_stca.evaluation.compare` (with window rows).
-    subject, method : str
-
-    Returns
-    -------
-    presence : pandas.DataFrame
-        One row per scored window (indexed by its first scan, in order), one column per
-        template (in the order of the results): the IoU of the template's matched map in
-        that window, as ``compare`` scored it.
-    """
-    rows = results[
-        (results["subject"] == subject)
-        & (results["method"] == method)
-        & (results["window"] != "static")
-    ]
-    if rows.empty:
-        raise ValueError(
-            f"results has no window rows for subject {subject!r} and method {method!r}: run "
-            "compare(..., windows=True) with them."
-        )
-    templates = list(dict.fromkeys(rows["template"]))
-    presence = rows.pivot(index="window", columns="template", values="iou")[templates]
-    presence.index = presence.index.astype(int)
-    presence.columns.name = None
-    return presence.sort_index()
-
-
-def fit_states(presence, n_states=None, candidates=range(2, 9), random_state=0):
-    """Brain states: k-means on the presence vectors of every window of every subject.
-
-    Parameters
-    ----------
-    presence : dict of {str: pandas.DataFrame}
-        Per subject, :func:`presence_table` (the same templates for all).
-    n_states : int, default=None
-        Number of states, from 2 to the number of windows; if None, the value in
-        ``candidates`` with the best silhouette (as GIFT and neurocaps offer), among those
-        below the number of windows.
-    candidates : iterable of int, default=range(2, 9)
-    random_state : int, default=0
-        Seed of k-means (100 initialisations, the best kept).
-
-    Returns
-    -------
-    states : sklearn.utils.Bunch
-        ``n_states``; ``centroids`` (DataFrame, states x templates: each state's mean
-        presence profile); ``sequences`` (per subject, the state of each window, an int
-        array); ``starts`` (per subject, the windows' first scans); ``silhouette`` (per
-        candidate tried, NaN where k-means found a single group; None when ``n_states`` is
-        given).
-    """
-    subjects = list(presence)
-    columns = list(presence[subjects[0]].columns)
-    if any(list(table.columns) != columns for table in presence.values()):
-        raise ValueError("every subject's presence table must have the same templates.")
-    features = np.vstack([presence[subject].to_numpy() for subject in subjects])
-    model, silhouette = fit_kmeans(features, n_states, candidates, random_state)
-    return Bunch(
-        n_states=int(model.n_clusters),
-        centroids=pd.DataFrame(
-            model.cluster_centers_,
-            columns=columns,
-            index=pd.Index(range(model.n_clusters), name="state"),
-        ),
-        sequences=per_subject(model.labels_, {s: len(presence[s]) for s in subjects}),
-        starts={subject: presence[subject].index.to_numpy() for subject in subjects},
-        silhouette=silhouette,
-    )
-
-
-def planted_window_states(scan_states, starts, window_length):
-    """The planted state of each window: the state that holds most of its scans.
-
-    Parameters
-    ----------
-    scan_states : array-like of int, shape (n_scans,)
-        E.g. ``simulate_dynamic_rsfmri(n_states=K).states[subject]``.
-    starts : array-like of int
-        First scan of each window.
-    window_length : int
-
-    Returns
-    -------
-    states : ndarray of int, shape (n_windows,)
-        Ties go to the lower state.
-    """
-    scan_states = np.asarray(scan_states)
-    n_states = int(scan_states.max()) + 1
-    return np.array(
-        [
-            np.bincount(scan_states[start : start + window_length], minlength=n_states).argmax()
-            for start in starts
-        ]
-    )
-
-
-def score_states(sequence, planted, n_states=None):
-    """How well a recovered state sequence follows the planted one.
-
-    Returns
-    -------
-    scores : dict
-        ``adjusted_rand`` (scikit-learn's adjusted Rand index of the two labelings: 1 for
-        the same partition of the windows whatever the state numbers, about 0 by chance)
-        and ``occupancy_error`` (the mean absolute difference between the sorted
-        occupancies of the two, which does not depend on how the states are numbered).
-    """
-    from sklearn.metrics import adjusted_rand_score
-
-    sequence, planted = np.asarray(sequence), np.asarray(planted)
-    if sequence.shape != planted.shape:
-        raise ValueError(
-            f"sequence has {sequence.shape[0]} points and planted {planted.shape[0]}: give "
-            "one state per window to both (see planted_window_states)."
-        )
-    n_states = max(int(sequence.max()), int(planted.max())) + 1 if n_states is None else n_states
-    occupancy = [
-        np.sort(np.bincount(labels, minlength=n_states) / len(labels))
-        for labels in (sequence, planted)
-    ]
-    return {
-        "adjusted_rand": float(adjusted_rand_score(planted, sequence)),
-        "occupancy_error": float(np.abs(occupancy[0] - occupancy[1]).mean()),
-    }

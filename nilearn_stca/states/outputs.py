@@ -3,7 +3,7 @@
 :func:`write_states` is the ``states`` step of the ``nilearn-stca`` command: it takes the
 sweeps of :func:`~nilearn_stca.write_window_sweep` (one per run and method), groups them by
 method, finds states jointly across the subjects of each method (group states, as GIFT's
-dFNC does) and writes what :mod:`nilearn_stca.dynamics` measures of them.
+dFNC does) and writes what :mod:`nilearn_stca.states.metrics` measures of them.
 """
 
 import json
@@ -11,25 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from nilearn.masking import apply_mask
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from ._map_states import check_n_states
-from ._run_folder import check_run_folder, run_files
-from ._sweep_groups import check_one_mask, check_one_window, group_sweeps
-from .dynamics import (
-    fit_map_states,
-    fit_states,
-    state_metrics_table,
-    transition_counts,
-    transition_probability,
-)
-from .evaluation.metrics import check_strategy, score_maps
-from .evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
-from .sweep import WindowSweep, load_window_sweep
+from .._run_folder import check_run_folder, run_files
+from ..evaluation.metrics import check_strategy
+from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
+from .map_states import fit_checked_map_states
+from .metrics import state_metrics_table, transition_counts, transition_probability
+from .presence_states import fit_states
+from .sweep_groups import check_groups, group_sweeps
+from .template_presence import template_loader, window_presence
 
-__all__ = ["STATES_FILE", "sweep_presence", "write_states"]
+__all__ = ["STATES_FILE", "write_states"]
 
 #: The settings and choices of a states run, in its folder.
 STATES_FILE = "states.json"
@@ -37,117 +31,6 @@ STATES_FILE = "states.json"
 FEATURES = ("maps", "presence")
 #: The tables of a states run: sequences, metrics, transitions.
 TABLE_FILES = ("states_sequences.tsv", "states_metrics.tsv", "states_transitions.tsv")
-
-
-# ---------------------------------------------------------------------- presence
-def _template_masks(templates, mask_img, template_threshold):
-    loaded = load_rsn_templates(templates, target_img=mask_img, threshold=template_threshold)
-    return apply_mask(loaded.masks_img, mask_img).astype(bool), loaded.names
-
-
-def _presence(sweep, template_masks, names, threshold, strategy, progress=None):
-    cut = sweep.metadata["threshold"] if threshold is None else threshold
-    rows = {}
-    for start, maps in sweep:
-        scores = score_maps(maps, template_masks, names, threshold=cut, strategy=strategy)
-        rows[start] = scores["iou"].to_numpy()
-        if progress is not None:
-            progress.update()
-    presence = pd.DataFrame.from_dict(rows, orient="index", columns=list(names))
-    presence.index.name = "window"
-    return presence
-
-
-def sweep_presence(
-    sweep, templates, template_threshold=DEFAULT_TEMPLATE_THRESHOLD, threshold=None, strategy="max"
-):
-    """Network presence over the windows of one sweep: windows x templates IoU.
-
-    Each window's maps (read one at a time) are thresholded and each template is matched to
-    one of them by IoU, as :func:`~nilearn_stca.evaluation.compare` scores windows.
-
-    Parameters
-    ----------
-    sweep : WindowSweep, str or Path
-        A sweep, or its folder (:func:`~nilearn_stca.write_window_sweep`).
-    templates : "smith2009" or Niimg-like
-        As :func:`~nilearn_stca.evaluation.load_rsn_templates` takes them; resampled to the
-        sweep's mask.
-    template_threshold : float, default=3.6
-        Threshold of the template maps.
-    threshold : float, default=None
-        z threshold of the window maps; the sweep's own if None.
-    strategy : {"max", "hungarian"}, default="max"
-        Matching of templates to maps (:func:`~nilearn_stca.evaluation.match_components`).
-
-    Returns
-    -------
-    presence : pandas.DataFrame
-        One row per window (indexed by its first scan, in order), one column per template:
-        the IoU of the template's matched map, as :func:`~nilearn_stca.dynamics.presence_table`
-        gives it from ``compare``'s table.
-    """
-    check_strategy(strategy)
-    sweep = sweep if isinstance(sweep, WindowSweep) else load_window_sweep(sweep)
-    mask_img = sweep.masker.mask_img_
-    masks, names = _template_masks(templates, mask_img, template_threshold)
-    return _presence(sweep, masks, names, threshold, strategy)
-
-
-def _describe(templates):
-    """``templates`` as ``states.json`` records them: a name, a full path or an image's shape."""
-    if templates is None or templates == "smith2009":
-        return templates
-    if isinstance(templates, (str, Path)):
-        return str(Path(templates).resolve())
-    return f"an image of shape {tuple(templates.shape)}"
-
-
-# ---------------------------------------------------------------------- tables
-def _tables(method, states, steps, t_r):
-    """Per subject: the state of each window, the metrics, the transition probabilities."""
-    seconds = [] if t_r is None else ["persistence_seconds"]
-    columns = ["method", "subject", "state", "temporal_fraction", "persistence", *seconds]
-    columns += ["counts", "transition_frequency"]
-    sequences, transitions = [], []
-    for subject, sequence in states.sequences.items():
-        where = {"method": method, "subject": subject}
-        sequences.append(
-            pd.DataFrame({**where, "window": states.starts[subject], "state": sequence})
-        )
-        probability = transition_probability(transition_counts(sequence, states.n_states))
-        index = pd.MultiIndex.from_product([range(states.n_states)] * 2, names=["from", "to"])
-        transitions.append(
-            pd.DataFrame({**where, "probability": probability.ravel()}, index=index).reset_index()
-        )
-    return (
-        pd.concat(sequences, ignore_index=True),
-        state_metrics_table(states, method, t_r, steps)[columns],
-        pd.concat(transitions, ignore_index=True)[
-            ["method", "subject", "from", "to", "probability"]
-        ],
-    )
-
-
-def _fit_method(group, features, template_masks, settings, progress):
-    if features == "maps":
-        return fit_map_states(
-            group,
-            settings["n_states"],
-            n_features=settings["n_features"],
-            threshold=settings["threshold"],
-            random_state=settings["random_state"],
-            candidates=settings["candidates"],
-        )
-    presence = {}
-    for label, sweep in group.items():
-        masks, names = template_masks(sweep.masker.mask_img_)
-        presence[label] = _presence(
-            sweep, masks, names, settings["threshold"], settings["strategy"], progress
-        )
-    return fit_states(
-        presence, settings["n_states"], settings["candidates"], settings["random_state"]
-    )
 
 
 # ---------------------------------------------------------------------- the step
@@ -172,9 +55,9 @@ def write_states(
     found jointly across its subjects, by k-means on one feature vector per window:
 
     - ``features="maps"``: the binary union of the window's FBNs, streamed from the sweeps
-      and reduced by incremental PCA (:func:`~nilearn_stca.dynamics.fit_map_states`);
+      and reduced by incremental PCA (:func:`~nilearn_stca.states.fit_map_states`);
     - ``features="presence"``: the IoU of each template's matched map in the window
-      (:func:`sweep_presence`, then :func:`~nilearn_stca.dynamics.fit_states`).
+      (:func:`~nilearn_stca.states.sweep_presence`, then :func:`~nilearn_stca.states.fit_states`).
 
     No more than one window's maps (and, for ``"maps"``, two batches of binary maps) are
     held in memory. Every file is written under a temporary name and all are renamed once
@@ -225,15 +108,47 @@ def write_states(
         - ``states_metrics.tsv``: method, subject, state, ``temporal_fraction``,
           ``persistence`` (in windows), ``persistence_seconds`` (with ``t_r``; the window
           stride as the step), ``counts`` and the subject's ``transition_frequency``
-          (see :func:`~nilearn_stca.dynamics.state_metrics`);
+          (see :func:`~nilearn_stca.states.state_metrics`);
         - ``states_transitions.tsv``: method, subject, from, to, probability (n/a from a
           state never left);
-        - per method ``method-<m>_states.png`` (:func:`plot_states`), and
+        - per method ``method-<m>_states.png`` (:func:`plot_states` of
+          :mod:`nilearn_stca.evaluation.state_figures`), and
           ``method-<m>_desc-states_maps.nii.gz`` (``"maps"``: the 4D state maps) or
           ``method-<m>_state_profiles.tsv`` (``"presence"``: states x templates);
-        - ``state_occupancy.png`` (:func:`plot_occupancy`) and ``states.json`` (the
+        - ``state_occupancy.png`` (its :func:`plot_occupancy`) and ``states.json`` (the
           settings, the sweeps, each method's number of states and silhouettes).
     """
+    _check_options(features, templates, t_r, strategy)
+    groups = group_sweeps(sweeps)
+    check_groups(groups, features, n_states)
+    out_dir = Path(out_dir)
+    settings = _settings(
+        groups,
+        features=features,
+        n_states=n_states,
+        candidates=candidates,
+        templates=templates,
+        template_threshold=template_threshold,
+        threshold=threshold,
+        strategy=strategy,
+        t_r=t_r,
+        random_state=random_state,
+        n_features=n_features,
+    )
+    # Before the fits, so that a refused folder costs none; run_files checks it again under
+    # the folder's lock, since another run may have written there in the meantime.
+    check_run_folder(out_dir, STATES_FILE, settings)
+    states = _fit_groups(groups, settings, template_loader(templates, template_threshold), verbose)
+    sequences, metrics, transitions = _all_tables(states, groups, t_r)
+    record = {"settings": settings, "methods": _choices(states, groups)}
+    files = _write(out_dir, settings, record, states, features, (sequences, metrics, transitions))
+    return Bunch(
+        files=files, states=states, sequences=sequences, metrics=metrics, transitions=transitions
+    )
+
+
+def _check_options(features, templates, t_r, strategy):
+    """Refuse options that do not go together, before any sweep is opened."""
     if features not in FEATURES:
         raise ValueError(f"features must be 'maps' or 'presence', got {features!r}.")
     if features == "presence" and templates is None:
@@ -243,14 +158,24 @@ def write_states(
     if t_r is not None and not (isinstance(t_r, (int, float)) and np.isfinite(t_r) and t_r > 0):
         raise ValueError(f"t_r must be a positive number of seconds, got {t_r!r}.")
     check_strategy(strategy)
-    groups = group_sweeps(sweeps)
-    for method, group in groups.items():
-        check_one_window(method, group)
-        check_n_states(n_states, sum(len(sweep) for sweep in group.values()))
-        if features == "maps":
-            check_one_mask(method, group)
-    out_dir = Path(out_dir)
-    settings = {
+
+
+def _settings(
+    groups,
+    *,
+    features,
+    n_states,
+    candidates,
+    templates,
+    template_threshold,
+    threshold,
+    strategy,
+    t_r,
+    random_state,
+    n_features,
+):
+    """What ``states.json`` records of the run (JSON types); the same settings may rewrite it."""
+    return {
         "features": features,
         "n_states": None if n_states is None else int(n_states),
         "candidates": [int(k) for k in candidates],
@@ -266,49 +191,92 @@ def write_states(
             for method, group in groups.items()
         },
     }
-    check_run_folder(out_dir, STATES_FILE, settings)
 
-    template_masks = _template_loader(templates, template_threshold)
-    states = {}
+
+def _describe(templates):
+    """``templates`` as ``states.json`` records them: a name, a full path or an image's shape."""
+    if templates is None or templates == "smith2009":
+        return templates
+    if isinstance(templates, (str, Path)):
+        return str(Path(templates).resolve())
+    return f"an image of shape {tuple(templates.shape)}"
+
+
+# ---------------------------------------------------------------------- the fits
+def _fit_groups(groups, settings, templates_on, verbose):
+    """Each method's states, its sweeps streamed as the features need (one bar for all)."""
+    presence = settings["features"] == "presence"
     n_windows = sum(len(sweep) for group in groups.values() for sweep in group.values())
+    states = {}
     with tqdm(
-        total=n_windows if features == "presence" else len(groups),
-        desc=f"states ({features})",
-        unit="window" if features == "presence" else "method",
+        total=n_windows if presence else len(groups),
+        desc=f"states ({settings['features']})",
+        unit="window" if presence else "method",
         disable=not verbose,
     ) as progress:
         for method, group in groups.items():
-            states[method] = _fit_method(group, features, template_masks, settings, progress)
-            if features == "maps":
+            if presence:
+                states[method] = _presence_states(group, templates_on, settings, progress)
+            else:
+                states[method] = fit_checked_map_states(
+                    group,
+                    settings["n_states"],
+                    settings["n_features"],
+                    settings["threshold"],
+                    settings["random_state"],
+                    candidates=settings["candidates"],
+                )
                 progress.update()
+    return states
+
+
+def _presence_states(group, templates_on, settings, progress):
+    """k-means on the presence vectors of every window of a method, each sweep read once."""
+    presence = {}
+    for label, sweep in group.items():
+        masks, names = templates_on(sweep.masker.mask_img_)
+        presence[label] = window_presence(
+            sweep, masks, names, settings["threshold"], settings["strategy"], progress
+        )
+    return fit_states(
+        presence, settings["n_states"], settings["candidates"], settings["random_state"]
+    )
+
+
+# ---------------------------------------------------------------------- tables and files
+def _all_tables(states, groups, t_r):
+    """The sequences, metrics and transitions of every method, one table each."""
     tables = [[], [], []]
     for method, found in states.items():
         steps = {label: int(sweep.metadata["stride"]) for label, sweep in groups[method].items()}
         for table, part in zip(tables, _tables(method, found, steps, t_r), strict=True):
             table.append(part)
-    sequences, metrics, transitions = (pd.concat(t, ignore_index=True) for t in tables)
-    record = {"settings": settings, "methods": _choices(states, groups)}
-    files = _write(out_dir, settings, record, states, features, (sequences, metrics, transitions))
-    return Bunch(
-        files=files, states=states, sequences=sequences, metrics=metrics, transitions=transitions
-    )
+    return tuple(pd.concat(table, ignore_index=True) for table in tables)
 
 
-def _template_loader(templates, template_threshold):
-    """``loader(mask_img)``: the binary templates on that mask, loaded once per mask."""
-    cache = {}
-
-    def loader(mask_img):
-        key = (
-            mask_img.shape,
-            mask_img.affine.tobytes(),
-            (np.asanyarray(mask_img.dataobj) > 0).tobytes(),
+def _tables(method, states, steps, t_r):
+    """Per subject: the state of each window, the metrics, the transition probabilities."""
+    seconds = [] if t_r is None else ["persistence_seconds"]
+    columns = ["method", "subject", "state", "temporal_fraction", "persistence", *seconds]
+    columns += ["counts", "transition_frequency"]
+    sequences, transitions = [], []
+    for subject, sequence in states.sequences.items():
+        where = {"method": method, "subject": subject}
+        sequences.append(
+            pd.DataFrame({**where, "window": states.starts[subject], "state": sequence})
         )
-        if key not in cache:
-            cache[key] = _template_masks(templates, mask_img, template_threshold)
-        return cache[key]
-
-    return loader
+        probability = transition_probability(transition_counts(sequence, states.n_states))
+        index = pd.MultiIndex.from_product([range(states.n_states)] * 2, names=["from", "to"])
+        transitions.append(
+            pd.DataFrame({**where, "probability": probability.ravel()}, index=index).reset_index()
+        )
+    return (
+        pd.concat(sequences, ignore_index=True),
+        state_metrics_table(states, method, t_r, steps)[columns],
+        pd.concat(transitions, ignore_index=True)[
+            ["method", "subject", "from", "to", "probability"]
+        ],
+    )
 
 
 def _choices(states, groups):
@@ -333,8 +301,8 @@ def _choices(states, groups):
 
 def _write(out_dir, settings, record, states, features, tables):
     """Stage every file; they are renamed together (``states.json`` last)."""
-    from .evaluation.state_figures import plot_occupancy, plot_states
-    from .evaluation.tables import METHOD_NAMES
+    from ..evaluation.state_figures import plot_occupancy, plot_states
+    from ..evaluation.tables import METHOD_NAMES
 
     with run_files(out_dir, STATES_FILE, settings, "states run") as stage:
         json_file = stage(STATES_FILE)
