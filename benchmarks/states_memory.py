@@ -67,7 +67,7 @@ def write_sweep(func_file, mask_img, n_windows, n_components, sweep_dir):
 def states_peak(sweep_dir, features, templates_file, out_dir):
     """Child process: the states step on one sweep; its peak RSS and time."""
     from nilearn_stca import load_window_sweep
-    from nilearn_stca.state_outputs import write_states
+    from nilearn_stca.states import write_states
 
     default_threads()
     sweep = load_window_sweep(sweep_dir)

@@ -42,11 +42,10 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from nilearn_stca import write_window_sweep
-from nilearn_stca._map_states import KMEANS_RESTARTS
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
-from nilearn_stca.dynamics import fit_map_states, fit_states, planted_window_states
-from nilearn_stca.state_outputs import sweep_presence
+from nilearn_stca.states import fit_map_states, fit_states, planted_window_states, sweep_presence
+from nilearn_stca.states.kmeans import KMEANS_RESTARTS
 
 from ._common import default_threads, fill_size_defaults, header
 

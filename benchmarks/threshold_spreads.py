@@ -29,7 +29,6 @@ from threadpoolctl import threadpool_limits
 from nilearn_stca import STCADecomposition
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
-from nilearn_stca.dynamics import fit_states, planted_window_states, presence_table, score_states
 from nilearn_stca.evaluation import compare, table1
 from nilearn_stca.evaluation.truth import (
     TRUTH_THRESHOLD,
@@ -37,6 +36,7 @@ from nilearn_stca.evaluation.truth import (
     score_windows_against_truth,
 )
 from nilearn_stca.maps import flip_to_positive_tail, zscore_maps
+from nilearn_stca.states import fit_states, planted_window_states, presence_table, score_states
 
 from ._common import default_threads, fill_size_defaults, header
 

@@ -186,10 +186,26 @@ class WindowSweep:
         maps = self._checked(np.asarray(self.maps[index[0]]), start_scan)
         return self.masker.inverse_transform(maps)
 
+    def fbn_threshold(self, threshold=None):
+        """The z threshold of the FBNs: ``threshold``, or the sweep's own if None.
+
+        The sweep's own is the estimator's when the sweep was written (``sweep.json``).
+        """
+        return self.metadata["threshold"] if threshold is None else threshold
+
+    def iter_fbns(self, threshold=None):
+        """Yield ``(start, fbns)`` for each window, read as :meth:`__iter__` reads them.
+
+        ``fbns`` is a boolean array ``(n_components, n_voxels)``: z at or above
+        :meth:`fbn_threshold`.
+        """
+        cut = self.fbn_threshold(threshold)
+        for start, maps in self:
+            yield start, maps >= cut
+
     def fbns_img(self, start_scan, threshold=None):
-        """Binary FBNs of one window (z at or above ``threshold``, the sweep's if None)."""
-        threshold = self.metadata["threshold"] if threshold is None else threshold
-        return threshold_fbn_img(self.window_img(start_scan), threshold)
+        """Binary FBNs of one window (z at or above :meth:`fbn_threshold`) as a 4D image."""
+        return threshold_fbn_img(self.window_img(start_scan), self.fbn_threshold(threshold))
 
 
 def load_window_sweep(path):

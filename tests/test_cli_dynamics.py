@@ -11,7 +11,7 @@ import pytest
 from nilearn_stca import write_window_sweep
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.cli import main
-from nilearn_stca.state_outputs import write_states
+from nilearn_stca.states import write_states
 
 
 @pytest.fixture(scope="module")

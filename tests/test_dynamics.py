@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
-from nilearn_stca.dynamics import score_states, state_metrics
+from nilearn_stca.states import score_states, state_metrics
 
 
 def test_metrics_of_a_small_sequence_by_hand():
@@ -71,7 +71,7 @@ def test_bad_sequences_are_refused(sequence, n_states, error, match):
 def test_docstring_examples_pass():
     import doctest
 
-    from nilearn_stca import dynamics
+    from nilearn_stca.states import metrics as dynamics
 
     assert doctest.testmod(dynamics).failed == 0
 
@@ -94,7 +94,7 @@ def _results(subject, method, windows):
 
 
 def test_presence_table_is_windows_by_templates():
-    from nilearn_stca.dynamics import presence_table
+    from nilearn_stca.states import presence_table
 
     results = _results(
         "sub-01", "sdl", {20: {"DMN": 0.1, "Visual": 0.7}, 0: {"DMN": 0.4, "Visual": 0.0}}
@@ -118,7 +118,7 @@ def _two_state_presence(rng, n_windows=40):
 
 
 def test_fit_states_finds_the_planted_states_and_their_number():
-    from nilearn_stca.dynamics import fit_states, score_states
+    from nilearn_stca.states import fit_states, score_states
 
     rng = np.random.default_rng(0)
     (first, planted_1), (second, planted_2) = _two_state_presence(rng), _two_state_presence(rng)
@@ -136,7 +136,7 @@ def test_fit_states_finds_the_planted_states_and_their_number():
 
 
 def test_planted_window_states_take_the_majority_of_each_window():
-    from nilearn_stca.dynamics import planted_window_states
+    from nilearn_stca.states import planted_window_states
 
     scans = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])
     np.testing.assert_array_equal(planted_window_states(scans, [0, 2, 4, 6], 4), [0, 1, 1, 2])
@@ -144,7 +144,7 @@ def test_planted_window_states_take_the_majority_of_each_window():
 
 
 def test_score_states_ignores_the_numbering_and_checks_lengths():
-    from nilearn_stca.dynamics import score_states
+    from nilearn_stca.states import score_states
 
     planted = np.array([0, 0, 1, 1, 1, 2])
     renamed = np.array([2, 2, 0, 0, 0, 1])
@@ -165,8 +165,8 @@ def test_sdl_window_states_follow_the_planted_states():
     """
     import warnings
 
-    from nilearn_stca.dynamics import fit_states, planted_window_states, presence_table
     from nilearn_stca.evaluation import compare
+    from nilearn_stca.states import fit_states, planted_window_states, presence_table
 
     sim = simulate_dynamic_rsfmri(
         n_scans=240, resolution=8, networks="procedural", n_networks=6, n_states=3, snr=3.0
@@ -196,8 +196,8 @@ def test_plot_states_draws_profiles_sequences_and_transitions(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from nilearn_stca.dynamics import fit_states
     from nilearn_stca.evaluation.state_figures import plot_states
+    from nilearn_stca.states import fit_states
 
     rng = np.random.default_rng(0)
     (first, _), (second, _) = _two_state_presence(rng), _two_state_presence(rng)
@@ -220,7 +220,7 @@ def test_fit_map_states_groups_the_windows_fbns_streamed_from_sweeps(sim, tmp_pa
 
     from nilearn_stca import load_window_sweep, write_window_sweep
     from nilearn_stca.baselines import SDLDecomposition
-    from nilearn_stca.dynamics import fit_map_states
+    from nilearn_stca.states import fit_map_states
 
     sweeps = {}
     for i, img in enumerate(sim.func):

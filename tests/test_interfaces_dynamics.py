@@ -11,7 +11,7 @@ from nilearn.image import load_img
 from nilearn_stca.baselines import ICADecomposition
 from nilearn_stca.interfaces import Stability, States
 from nilearn_stca.stability import stability
-from nilearn_stca.state_outputs import write_states
+from nilearn_stca.states import write_states
 from nilearn_stca.sweep import write_window_sweep
 from nilearn_stca.workflows import init_comparison_wf
 

@@ -14,10 +14,9 @@ from nilearn.masking import apply_mask
 from nilearn_stca import load_window_sweep, write_window_sweep
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
-from nilearn_stca.dynamics import planted_window_states, score_states
 from nilearn_stca.evaluation import load_rsn_templates
 from nilearn_stca.evaluation.state_figures import plot_states
-from nilearn_stca.state_outputs import sweep_presence, write_states
+from nilearn_stca.states import planted_window_states, score_states, sweep_presence, write_states
 
 WINDOW, STRIDE = 20, 10
 

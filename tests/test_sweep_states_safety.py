@@ -15,7 +15,7 @@ from nilearn_stca import STCADecomposition, load_window_sweep, write_window_swee
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.cli import main
 from nilearn_stca.stability import stability, write_stability
-from nilearn_stca.state_outputs import write_states
+from nilearn_stca.states import write_states
 
 
 @pytest.fixture(scope="module")

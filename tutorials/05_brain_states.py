@@ -30,7 +30,10 @@ from sklearn.utils import Bunch
 from nilearn_stca import STCADecomposition, write_window_sweep
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
-from nilearn_stca.dynamics import (
+from nilearn_stca.evaluation import compare
+from nilearn_stca.evaluation.state_figures import plot_occupancy, plot_states
+from nilearn_stca.evaluation.truth import TRUTH_THRESHOLD
+from nilearn_stca.states import (
     fit_map_states,
     fit_states,
     planted_window_states,
@@ -38,9 +41,6 @@ from nilearn_stca.dynamics import (
     score_states,
     state_metrics,
 )
-from nilearn_stca.evaluation import compare
-from nilearn_stca.evaluation.state_figures import plot_occupancy, plot_states
-from nilearn_stca.evaluation.truth import TRUTH_THRESHOLD
 from nilearn_stca.windows import window_starts
 
 # FastICA and DictLearning's lasso rarely converge fully on short windows: noise here.

@@ -86,7 +86,7 @@ def add_stability_parser(commands):
 def _run_states(args, argv):
     del argv  # states.json records the settings
     from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
-    from ..state_outputs import write_states
+    from ..states import write_states
 
     if args.features != "presence":
         for given, option in (

@@ -1,10 +1,10 @@
 """The "Dynamics" section of a comparison report: brain states from the window presence.
 
 Each method's windows are described by their presence vectors (the IoU of each template's
-matched map, as ``compare`` scored it, :func:`~nilearn_stca.dynamics.presence_table`);
+matched map, as ``compare`` scored it, :func:`~nilearn_stca.states.presence_table`);
 k-means on those of all the method's subjects gives group states
-(:func:`~nilearn_stca.dynamics.fit_states`), whose temporal metrics are computed per
-subject (:func:`~nilearn_stca.dynamics.state_metrics`). The presence vectors are small
+(:func:`~nilearn_stca.states.fit_states`), whose temporal metrics are computed per
+subject (:func:`~nilearn_stca.states.state_metrics`). The presence vectors are small
 (windows x templates), so this step costs little beside the comparison itself.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-from ..dynamics import fit_states, presence_table, state_metrics_table
+from ..states.metrics import state_metrics_table
+from ..states.presence_states import fit_states, presence_table
 from .state_figures import plot_occupancy, plot_states
 from .tables import METHOD_NAMES, is_static
 
@@ -57,7 +58,7 @@ def method_states(results, method, n_states=None, random_state=0):
     Returns
     -------
     states : sklearn.utils.Bunch or None
-        :func:`~nilearn_stca.dynamics.fit_states`' result; None if the method has fewer
+        :func:`~nilearn_stca.states.fit_states`' result; None if the method has fewer
         than :data:`MIN_WINDOWS` windows (or fewer than ``n_states``).
     note : str
         For the report: the number of states and how it was chosen, or why there is none.
@@ -84,7 +85,7 @@ def method_states(results, method, n_states=None, random_state=0):
 
 
 def _one_state(presence):
-    """As :func:`~nilearn_stca.dynamics.fit_states` gives, for windows all alike.
+    """As :func:`~nilearn_stca.states.fit_states` gives, for windows all alike.
 
     k-means cannot split them (and a silhouette needs two groups): every window is in
     state 0, whose profile is their presence vector.
@@ -152,7 +153,7 @@ def write_dynamics(results, out_dir, stage, n_states=None, t_r=None, random_stat
         paths), ``tables`` and ``figures`` (the paths written). Written:
         ``states_<method>.png`` (:func:`plot_states`) per method with states,
         ``state_occupancy.png`` (:func:`plot_occupancy`) and ``states_metrics.tsv``
-        (:func:`~nilearn_stca.dynamics.state_metrics_table` of every method), none if
+        (:func:`~nilearn_stca.states.state_metrics_table` of every method), none if
         no method has states.
     """
     check_n_states(n_states)

@@ -1,10 +1,10 @@
-"""Figures of the brain states found from window maps (``dynamics.fit_states``)."""
+"""Figures of the brain states found from window maps (``states.fit_states``)."""
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from ..dynamics import transition_counts, transition_probability
+from ..states.metrics import transition_counts, transition_probability
 from .figures import _save
 from .tables import METHOD_NAMES
 
@@ -15,8 +15,8 @@ def plot_states(states, title=None, output_file=None):
     Parameters
     ----------
     states : sklearn.utils.Bunch
-        The result of :func:`~nilearn_stca.dynamics.fit_states`, or of
-        :func:`~nilearn_stca.dynamics.fit_map_states`, whose states are maps rather than
+        The result of :func:`~nilearn_stca.states.fit_states`, or of
+        :func:`~nilearn_stca.states.fit_map_states`, whose states are maps rather than
         presence profiles: the profile panel is then left out (the maps are an image,
         ``states.state_maps_img``, to show with nilearn's plotting).
     title : str, default=None
@@ -99,7 +99,7 @@ def plot_occupancy(metrics, title=None, output_file=None):
     metrics : pandas.DataFrame
         One row per method, subject and state, with columns ``method``, ``subject``,
         ``state`` and ``temporal_fraction``: the ``per_state`` table of
-        :func:`~nilearn_stca.dynamics.state_metrics` of each subject (whose index is the
+        :func:`~nilearn_stca.states.state_metrics` of each subject (whose index is the
         state), with the method and subject added.
     title : str, default=None
         Figure title.

@@ -82,7 +82,7 @@ class States(SimpleInterface):
     output_spec = StatesOutputSpec
 
     def _run_interface(self, runtime):
-        from ..state_outputs import write_states
+        from ..states import write_states
 
         inputs = self.inputs
 

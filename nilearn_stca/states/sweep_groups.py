@@ -1,25 +1,26 @@
-"""Window sweeps given by folder, labelled by subject and grouped by method."""
+"""Window sweeps given by folder, labelled by subject, grouped by method and checked."""
 
 import os
 from pathlib import Path
 
 import numpy as np
 
-from .methods import METHOD_REGISTRY
-from .sweep import WindowSweep, check_method_name, load_window_sweep
+from ..methods import METHOD_REGISTRY
+from ..sweep import WindowSweep, check_method_name, load_window_sweep
+from .kmeans import check_n_states
+
+#: The method's name (``ica``, ``sdl``, ``stca``) of each estimator class a sweep records.
+_METHOD_OF_CLASS = {method.estimator.split(":")[1]: key for key, method in METHOD_REGISTRY.items()}
 
 
 def _method_of(sweep):
-    """The method's name (``ica``, ``sdl``, ``stca``) from the estimator class in sweep.json."""
+    """The method's name from the estimator class in sweep.json (the class name if unknown)."""
     name = sweep.metadata["method"]
     try:
         check_method_name(name)
     except ValueError as error:
         raise ValueError(f"{sweep.path / 'sweep.json'}: {error}.") from None
-    for key, method in METHOD_REGISTRY.items():
-        if method.estimator.split(":")[1] == name:
-            return key
-    return name
+    return _METHOD_OF_CLASS.get(name, name)
 
 
 def group_sweeps(sweeps):
@@ -108,3 +109,16 @@ def check_one_window(method, group):
             "windows are pooled across subjects, so write its sweeps with one window_length "
             "and stride (or give them to separate states runs)."
         )
+
+
+def check_groups(groups, features, n_states):
+    """Refuse, before any fit, grouped sweeps that the states of ``features`` cannot pool.
+
+    Per method: one window length and stride, enough windows for ``n_states``, and for
+    ``features="maps"`` one mask (checked here once, in full).
+    """
+    for method, group in groups.items():
+        check_one_window(method, group)
+        check_n_states(n_states, sum(len(sweep) for sweep in group.values()))
+        if features == "maps":
+            check_one_mask(method, group)
