@@ -264,11 +264,11 @@ def _run_compare(args, argv):
 
 
 def _run_workflow(args, kwargs, confounds, parameters, paper):
-    """``compare`` through :func:`~nilearn_stca.workflows.init_comparison_wf`."""
+    """``compare`` through :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf`."""
     from .._io import atomic_path
     from ..evaluation import read_results
     from ..evaluation.bids import subject_labels
-    from ..workflows import init_comparison_wf
+    from ..interfaces.workflows import init_comparison_wf
 
     subject_labels(args.func, kwargs.get("subjects"))  # refused before anything is written
     work_dir = args.work_dir or args.out / "work"

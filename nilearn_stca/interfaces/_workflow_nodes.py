@@ -1,12 +1,13 @@
-"""The nodes of :func:`~nilearn_stca.workflows.init_comparison_wf`, built and connected."""
+"""Nodes of :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf`, built and connected."""
 
 from pathlib import Path
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from .interfaces import EvaluateIoU, PrepareComparison, States
-from .methods import METHOD_REGISTRY
+from ..methods import METHOD_REGISTRY
+from .comparison_steps import EvaluateIoU, PrepareComparison
+from .dynamics import States
 
 #: The interface of each method name of :func:`~nilearn_stca.evaluation.compare`.
 METHOD_INTERFACES = {name: method.node_class() for name, method in METHOD_REGISTRY.items()}
