@@ -9,11 +9,11 @@ with a ``base_dir``, keeps every finished node: a rerun after a crash or an inte
 computes the nodes that did not finish, or whose inputs changed.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 from nipype.interfaces import utility as niu
-from nipype.interfaces.io import DataSink
 from nipype.pipeline import engine as pe
 
 from .._checks import repetition_time
@@ -24,6 +24,7 @@ from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from ._workflow_nodes import (
     METHOD_INTERFACES,
     add_cell,
+    add_report,
     add_states,
     new_workflow,
     prepare_node,
@@ -95,6 +96,84 @@ def _node_settings(interface):
     """``{interface name: every input but the data}``, for ``comparison.json``."""
     inputs = interface.inputs.get()
     return {type(interface).__name__: {k: v for k, v in inputs.items() if k not in _DATA}}
+
+
+def _check_states(states, windows, state_features):
+    if states and not windows:
+        raise ValueError(
+            "states=True finds states in the window maps: keep windows=True, or drop states."
+        )
+    if state_features not in ("maps", "presence"):
+        raise ValueError(f"state_features must be 'maps' or 'presence', got {state_features!r}.")
+
+
+@dataclass(frozen=True)
+class _ComparisonData:
+    """The data of a comparison: its files as absolute paths, subject labels and TR."""
+
+    in_files: list
+    confounds_files: list | None
+    mask_file: str | None
+    templates: str
+    subjects: list
+    t_r: float | None
+
+
+def _check_data(in_files, confounds_files, mask_file, templates, subjects, t_r):
+    """The files, the subjects' labels and the repetition time (the runs' if None)."""
+    in_files, confounds_files, mask_file, templates = _check_files(
+        in_files, confounds_files, mask_file, templates
+    )
+    labels = subject_labels(in_files, subjects)
+    if t_r is None:
+        t_r = repetition_time([nib.load(path) for path in in_files])  # headers only
+    return _ComparisonData(in_files, confounds_files, mask_file, templates, labels, t_r)
+
+
+def _comparison_settings(data, inputs, shared, templates_inputs, strategy):
+    """The workflow's settings, as ``comparison.json`` records them."""
+    template_names = templates_inputs["template_names"]
+    return {
+        "engine": "nipype",
+        "subjects": data.subjects,
+        "imgs": data.in_files,
+        "confounds": data.confounds_files,
+        "mask": data.mask_file or "EPI mask of imgs",
+        "methods": {m: _node_settings(METHOD_INTERFACES[m](**inputs[m])) for m in inputs},
+        "templates": data.templates,
+        "template_threshold": templates_inputs["template_threshold"],
+        "template_names": None if template_names is None else list(template_names),
+        "strategy": strategy,
+        **shared,
+        "t_r": data.t_r,
+    }
+
+
+def _method_nodes(wf, data, inputs, templates_inputs, scoring):
+    """``prepare``, each subject's run, then every method's fit and scores per subject."""
+    n_methods = len(inputs)
+    nodes = {
+        "prepare": prepare_node(data.in_files, data.mask_file, data.templates, **templates_inputs),
+        **subject_nodes(wf, data.subjects, data.in_files, data.confounds_files),
+        "cells": pe.Node(niu.Merge(n_methods), name="cells", run_without_submitting=True),
+        "maps": pe.Node(niu.Merge(n_methods), name="maps", run_without_submitting=True),
+    }
+    for i, method in enumerate(inputs, start=1):
+        add_cell(wf, nodes, i, method, inputs[method], scoring)
+    return nodes
+
+
+def _states_inputs(features, n_states, random_state, strategy, t_r):
+    """The inputs of every method's ``States`` node."""
+    states_inputs = {"features": features, "random_state": random_state}
+    if features == "presence":
+        # The templates of ``prepare`` are binary already: 0.5 keeps them as they are.
+        states_inputs.update(template_threshold=0.5, strategy=strategy)
+    if n_states is not None:
+        states_inputs["n_states"] = n_states
+    if t_r is not None:
+        states_inputs["t_r"] = t_r
+    return states_inputs
 
 
 def _check_files(in_files, confounds_files, mask_file, templates):
@@ -257,19 +336,9 @@ def init_comparison_wf(
     """
     methods = _check_methods(methods)
     check_strategy(strategy)
-    if states and not windows:
-        raise ValueError(
-            "states=True finds states in the window maps: keep windows=True, or drop states."
-        )
-    if state_features not in ("maps", "presence"):
-        raise ValueError(f"state_features must be 'maps' or 'presence', got {state_features!r}.")
+    _check_states(states, windows, state_features)
     params = _check_method_params(method_params, methods)
-    in_files, confounds_files, mask_file, templates = _check_files(
-        in_files, confounds_files, mask_file, templates
-    )
-    labels = subject_labels(in_files, subjects)
-    if t_r is None:
-        t_r = repetition_time([nib.load(path) for path in in_files])  # headers only
+    data = _check_data(in_files, confounds_files, mask_file, templates, subjects, t_r)
     shared = {
         "n_components": n_components,
         "random_state": random_state,
@@ -280,67 +349,25 @@ def init_comparison_wf(
         "windows": bool(windows),
     }
     inputs = {method: _method_inputs(method, params[method], shared) for method in methods}
-    settings = {
-        "engine": "nipype",
-        "subjects": labels,
-        "imgs": in_files,
-        "confounds": confounds_files,
-        "mask": mask_file or "EPI mask of imgs",
-        "methods": {m: _node_settings(METHOD_INTERFACES[m](**inputs[m])) for m in methods},
-        "templates": templates,
-        "template_threshold": template_threshold,
-        "template_names": None if template_names is None else list(template_names),
-        "strategy": strategy,
-        **shared,
-        "t_r": t_r,
-    }
+    templates_inputs = {"template_threshold": template_threshold, "template_names": template_names}
+    settings = _comparison_settings(data, inputs, shared, templates_inputs, strategy)
     if states:
         settings["states"] = {"n_states": n_states, "features": state_features}
 
     wf = new_workflow(name, base_dir)
-    prepare = prepare_node(in_files, mask_file, templates, template_threshold, template_names)
-    nodes = {
-        "prepare": prepare,
-        **subject_nodes(wf, labels, in_files, confounds_files),
-        "cells": pe.Node(niu.Merge(len(methods)), name="cells", run_without_submitting=True),
-        "maps": pe.Node(niu.Merge(len(methods)), name="maps", run_without_submitting=True),
-    }
     scoring = {"threshold": threshold, "strategy": strategy}
-    for i, method in enumerate(methods, start=1):
-        add_cell(wf, nodes, i, method, inputs[method], scoring)
-
+    nodes = _method_nodes(wf, data, inputs, templates_inputs, scoring)
     out_dir = Path(out_dir).resolve()
-    report = pe.JoinNode(
-        ComparisonReport(
-            out_dir=out_dir.name,
-            settings=settings,
-            parameters=dict(parameters or {}),
-            paper=paper,
-            threshold=threshold,
-        ),
-        joinsource="subjects",
-        joinfield=["in_csvs", "maps_files"],
-        name="report",
+    report = ComparisonReport(
+        out_dir=out_dir.name,
+        settings=settings,
+        parameters=dict(parameters or {}),
+        paper=paper,
+        threshold=threshold,
     )
-    wf.connect(nodes["cells"], "out", report, "in_csvs")
-    wf.connect(nodes["maps"], "out", report, "maps_files")
-    wf.connect(prepare, "templates_file", report, "templates_file")
-    # The report fills a folder inside its node; the sink copies it to out_dir.
-    sink = pe.Node(
-        DataSink(base_directory=str(out_dir.parent), parameterization=False),
-        name="sink",
-        run_without_submitting=True,
-    )
-    wf.connect(report, "out_dir", sink, "@report")
+    sink = add_report(wf, nodes, report, out_dir)
     if states:
-        states_inputs = {"features": state_features, "random_state": random_state}
-        if state_features == "presence":
-            # The templates of ``prepare`` are binary already: 0.5 keeps them as they are.
-            states_inputs.update(template_threshold=0.5, strategy=strategy)
-        if n_states is not None:
-            states_inputs["n_states"] = n_states
-        if t_r is not None:
-            states_inputs["t_r"] = t_r
+        states_inputs = _states_inputs(state_features, n_states, random_state, strategy, data.t_r)
         for method in methods:
             add_states(wf, nodes, method, states_inputs, sink, out_dir.name)
     return wf
