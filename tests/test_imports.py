@@ -68,6 +68,18 @@ MOVED = [
         "nilearn_stca.interfaces.workflows",
         ["METHOD_INTERFACES", "init_comparison_wf"],
     ),
+    (
+        "nilearn_stca.demo",
+        "nilearn_stca.cli.demo",
+        [
+            "DEMO_COMPARISON",
+            "DEMO_MARKER",
+            "DEMO_SIMULATION",
+            "DEMO_STCA",
+            "check_out_dir",
+            "run_demo",
+        ],
+    ),
 ]
 
 

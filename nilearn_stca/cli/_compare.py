@@ -328,9 +328,9 @@ def _jsonable(kwargs):
 
 def _run_demo(args, argv):
     del argv  # the demo records its own settings
-    from ..demo import _check_out_dir, run_demo
+    from .demo import check_out_dir, run_demo
 
-    _check_out_dir(args.out, "--out")
+    check_out_dir(args.out, "--out")
     simulation = {"n_scans": args.n_scans} if args.n_scans else {}
     stca = {"n_epochs": args.n_epochs} if args.n_epochs else {}
     table = run_demo(args.out, simulation, stca, verbose=0 if args.quiet else 1)
