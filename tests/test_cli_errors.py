@@ -88,7 +88,7 @@ def _permission_denied(tmp_path, monkeypatch):
 
 def _demo_full_disk(tmp_path, monkeypatch):
     error = OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr("nilearn_stca.demo.simulate_dynamic_rsfmri", _raise(error))
+    monkeypatch.setattr("nilearn_stca.cli.demo.simulate_dynamic_rsfmri", _raise(error))
     return ["demo", "--out", str(tmp_path / "out"), "--quiet"], 2, "No space left on device"
 
 
@@ -112,7 +112,9 @@ def _compare_interrupted(tmp_path, monkeypatch):
 
 
 def _demo_interrupted(tmp_path, monkeypatch):
-    monkeypatch.setattr("nilearn_stca.demo.simulate_dynamic_rsfmri", _raise(KeyboardInterrupt()))
+    monkeypatch.setattr(
+        "nilearn_stca.cli.demo.simulate_dynamic_rsfmri", _raise(KeyboardInterrupt())
+    )
     return ["demo", "--out", str(tmp_path / "out")], 130, "nilearn-stca: interrupted"
 
 
@@ -158,7 +160,7 @@ def test_cli_error_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch, c
     # The demo must refuse before it simulates and trains (cases that test its failures
     # patch this again).
     simulated = AssertionError("simulated")
-    monkeypatch.setattr("nilearn_stca.demo.simulate_dynamic_rsfmri", _raise(simulated))
+    monkeypatch.setattr("nilearn_stca.cli.demo.simulate_dynamic_rsfmri", _raise(simulated))
     argv, status, message = case(tmp_path, monkeypatch)
     before = _snapshot(tmp_path), sorted(tmp_path.parent.iterdir())
     with pytest.raises(SystemExit) as exit_info:

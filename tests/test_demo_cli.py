@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from nilearn.image import new_img_like
 
-from nilearn_stca import __version__, demo
-from nilearn_stca.cli import main
+from nilearn_stca import __version__
+from nilearn_stca.cli import demo, main
+from nilearn_stca.cli.demo import DEMO_MARKER, run_demo
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
-from nilearn_stca.demo import DEMO_MARKER, run_demo
 from nilearn_stca.evaluation import read_results
 
 TINY_SIMULATION = {"n_scans": 30, "resolution": 16, "networks": "procedural", "n_networks": 3}
@@ -80,7 +80,7 @@ def tiny_demo(monkeypatch):
         ("DEMO_STCA", TINY_STCA),
         ("DEMO_COMPARISON", TINY_COMPARISON),
     ]:
-        monkeypatch.setattr(f"nilearn_stca.demo.{name}", {**getattr(demo, name), **tiny})
+        monkeypatch.setattr(f"nilearn_stca.cli.demo.{name}", {**getattr(demo, name), **tiny})
 
 
 def _contents(folder):
@@ -106,7 +106,7 @@ def test_run_demo_refuses_a_folder_it_did_not_write(tmp_path, monkeypatch):
     def simulate(**kwargs):
         raise AssertionError("the folder must be refused before anything is computed")
 
-    monkeypatch.setattr("nilearn_stca.demo.simulate_dynamic_rsfmri", simulate)
+    monkeypatch.setattr("nilearn_stca.cli.demo.simulate_dynamic_rsfmri", simulate)
     out = tmp_path / "results"
     out.mkdir()
     (out / "thesis.tex").write_text("years of work")
@@ -176,7 +176,7 @@ def test_interrupted_demo_leaves_the_earlier_output(demo_output, tmp_path, monke
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("nilearn_stca.demo.write_comparison_report", interrupt)
+    monkeypatch.setattr("nilearn_stca.cli.demo.write_comparison_report", interrupt)
     out = tmp_path / "demo"
     shutil.copytree(demo_output, out)
     before = _contents(out)

@@ -1,5 +1,6 @@
 """Light imports stay light: scoring, tables, baselines and the simulator never import torch."""
 
+import importlib
 import subprocess
 import sys
 
@@ -46,8 +47,8 @@ def test_every_method_table_is_the_registry():
     from nilearn_stca.evaluation.comparison_plan import METHODS
     from nilearn_stca.evaluation.tables import METHOD_NAMES
     from nilearn_stca.interfaces import ICA, SDL, STCA
+    from nilearn_stca.interfaces.workflows import METHOD_INTERFACES
     from nilearn_stca.methods import METHOD_REGISTRY
-    from nilearn_stca.workflows import METHOD_INTERFACES
 
     assert list(METHODS) == list(METHOD_NAMES) == list(METHOD_INTERFACES) == list(METHOD_CHOICES)
     assert list(METHOD_REGISTRY) == ["ica", "sdl", "stca"]
@@ -58,3 +59,36 @@ def test_every_method_table_is_the_registry():
     ]
     assert list(METHOD_INTERFACES.values()) == [ICA, SDL, STCA]
     assert list(METHOD_NAMES.values()) == ["ICA", "SDL", "STCA"]
+
+
+#: Modules that moved: (old name, new name, the names the old one re-exports).
+MOVED = [
+    (
+        "nilearn_stca.workflows",
+        "nilearn_stca.interfaces.workflows",
+        ["METHOD_INTERFACES", "init_comparison_wf"],
+    ),
+    (
+        "nilearn_stca.demo",
+        "nilearn_stca.cli.demo",
+        [
+            "DEMO_COMPARISON",
+            "DEMO_MARKER",
+            "DEMO_SIMULATION",
+            "DEMO_STCA",
+            "check_out_dir",
+            "run_demo",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "names"), MOVED, ids=[old for old, _, _ in MOVED])
+def test_moved_modules_keep_their_old_name_for_one_release(old, new, names, monkeypatch):
+    monkeypatch.delitem(sys.modules, old, raising=False)  # import it afresh: it warns once
+    with pytest.warns(FutureWarning, match=rf"{old} is deprecated .* from {new}\."):
+        alias = importlib.import_module(old)
+    moved = importlib.import_module(new)
+    assert alias.__all__ == names
+    for name in names:
+        assert getattr(alias, name) is getattr(moved, name)

@@ -11,7 +11,7 @@ from nilearn.image import load_img
 from nilearn.masking import apply_mask
 from threadpoolctl import threadpool_limits
 
-from nilearn_stca import STCADecomposition, interfaces, load_window_sweep, workflows
+from nilearn_stca import STCADecomposition, interfaces, load_window_sweep
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.evaluation import read_results, score_maps
 from nilearn_stca.interfaces import (
@@ -20,6 +20,7 @@ from nilearn_stca.interfaces import (
     STCA,
     EvaluateIoU,
     read_confounds,
+    workflows,
 )
 
 FAST_PARAMS = {

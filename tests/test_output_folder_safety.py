@@ -24,7 +24,7 @@ from nilearn_stca import _io
 from nilearn_stca._owned_files import install
 from nilearn_stca.baselines import ICADecomposition
 from nilearn_stca.cli import main
-from nilearn_stca.demo import DEMO_MARKER, run_demo
+from nilearn_stca.cli.demo import DEMO_MARKER, run_demo
 from nilearn_stca.interfaces import (
     ICA,
     SDL,
@@ -178,7 +178,7 @@ def _a_rerun_interrupted_while_moving_in(out):
             return install(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr("nilearn_stca.demo.install", interrupted_install)
+        patch.setattr("nilearn_stca.cli.demo.install", interrupted_install)
         _quiet_demo(out)
     listed = set(json.loads((out / DEMO_MARKER).read_text())["files"])
     assert set(first) <= _files(out)
@@ -284,7 +284,7 @@ def test_second_demo_is_refused_at_once(case, fresh_demo, held, tmp_path, monkey
     def simulate(**kwargs):
         raise AssertionError("a locked --out must be refused before anything is computed")
 
-    monkeypatch.setattr("nilearn_stca.demo.simulate_dynamic_rsfmri", simulate)
+    monkeypatch.setattr("nilearn_stca.cli.demo.simulate_dynamic_rsfmri", simulate)
     out = tmp_path / "demo"
     pid = held(out)
     LOCKED[case](out, fresh_demo)

@@ -12,7 +12,7 @@ from nilearn.image import load_img
 from threadpoolctl import threadpool_limits
 
 from nilearn_stca.evaluation import compare, read_results
-from nilearn_stca.workflows import init_comparison_wf
+from nilearn_stca.interfaces.workflows import init_comparison_wf
 
 FAST_PARAMS = {
     "ica": {"n_init": 1},

@@ -21,7 +21,7 @@ from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation import compare, format_table, read_results, table1
 from nilearn_stca.evaluation.truth import TRUTH_THRESHOLD
 from nilearn_stca.interfaces import STCA
-from nilearn_stca.workflows import init_comparison_wf
+from nilearn_stca.interfaces.workflows import init_comparison_wf
 
 FULL_SIZE = os.environ.get("NILEARN_STCA_TUTORIAL_FULL") == "1"
 data = simulate_dynamic_rsfmri(

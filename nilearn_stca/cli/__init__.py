@@ -1,8 +1,10 @@
 """The ``nilearn-stca`` command: argument parsing, then calls into the library.
 
 Commands: ``demo`` and ``compare`` (``_compare.py``), ``states`` and ``stability``
-(``_dynamics.py``); the argument types are in ``_arguments.py``. Every error a user can fix
-ends the command with one line on stderr (``nilearn-stca: error: ...``) and exit status 2.
+(``_dynamics.py``); the argument types are in ``_arguments.py``, and the demo itself (the
+simulation, the comparison and its output folder) in :mod:`nilearn_stca.cli.demo`. Every
+error a user can fix ends the command with one line on stderr (``nilearn-stca: error: ...``)
+and exit status 2.
 """
 
 import sys

@@ -264,11 +264,11 @@ def _run_compare(args, argv):
 
 
 def _run_workflow(args, kwargs, confounds, parameters, paper):
-    """``compare`` through :func:`~nilearn_stca.workflows.init_comparison_wf`."""
+    """``compare`` through :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf`."""
     from .._io import atomic_path
     from ..evaluation import read_results
     from ..evaluation.bids import subject_labels
-    from ..workflows import init_comparison_wf
+    from ..interfaces.workflows import init_comparison_wf
 
     subject_labels(args.func, kwargs.get("subjects"))  # refused before anything is written
     work_dir = args.work_dir or args.out / "work"
@@ -328,9 +328,9 @@ def _jsonable(kwargs):
 
 def _run_demo(args, argv):
     del argv  # the demo records its own settings
-    from ..demo import _check_out_dir, run_demo
+    from .demo import check_out_dir, run_demo
 
-    _check_out_dir(args.out, "--out")
+    check_out_dir(args.out, "--out")
     simulation = {"n_scans": args.n_scans} if args.n_scans else {}
     stca = {"n_epochs": args.n_epochs} if args.n_epochs else {}
     table = run_demo(args.out, simulation, stca, verbose=0 if args.quiet else 1)

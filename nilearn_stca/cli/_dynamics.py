@@ -122,6 +122,7 @@ def _run_stability(args, argv):
     import nibabel as nib
 
     from .._checks import check_enough_scans
+    from .._mask_grid import mask_grid_params
     from .._run_folder import check_run_folder
     from ..evaluation.tables import METHOD_NAMES
     from ..stability import STABILITY_FILE, stability, write_stability
@@ -137,10 +138,7 @@ def _run_stability(args, argv):
     check_run_folder(args.out, STABILITY_FILE, settings)  # before the fits
     params = {}
     if args.mask is not None:  # the runs are resampled to its grid, as compare does
-        mask_img = nib.load(args.mask)
-        params.update(
-            mask=args.mask, target_affine=mask_img.affine, target_shape=mask_img.shape[:3]
-        )
+        params.update(mask_grid_params(args.mask))
     if args.n_components is not None:
         params["n_components"] = args.n_components
     estimator = METHOD_REGISTRY[args.method].estimator_class()(**params)

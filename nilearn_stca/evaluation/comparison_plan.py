@@ -27,6 +27,7 @@ from .._checks import (
     pair_with_confounds,
     repetition_time,
 )
+from .._mask_grid import mask_grid_params
 from ..methods import METHOD_REGISTRY
 from ..stca.decomposition import STCADecomposition
 from ..windows import window_starts
@@ -240,9 +241,7 @@ def plan_comparison(
     n_voxels = int(np.count_nonzero(np.asanyarray(mask_img.dataobj)))
     for est in estimators.values():
         est.set_params(
-            mask=mask_img,
-            target_affine=mask_img.affine,
-            target_shape=mask_img.shape[:3],
+            **mask_grid_params(mask_img),
             window_length=window_length,
             window_stride=window_stride,
             # STCA's own bars show its training and window sweep; the baselines' nilearn

@@ -15,9 +15,12 @@ around the estimator of the Python API, so a node gives exactly what the estimat
   with other seeds and scores how stable each map is
   (:func:`~nilearn_stca.stability.stability`).
 - :class:`PrepareComparison` and :class:`ComparisonReport` are the first and last steps of
-  :func:`~nilearn_stca.workflows.init_comparison_wf`: one mask and one set of binary templates
-  for every node, then ``compare``'s output folder and report, written inside the node's
-  own folder (a :class:`~nipype.interfaces.io.DataSink` places it).
+  :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf`: one mask and one set of
+  binary templates for every node, then ``compare``'s output folder and report, written
+  inside the node's own folder (a :class:`~nipype.interfaces.io.DataSink` places it).
+
+:mod:`nilearn_stca.interfaces.workflows` builds the comparison of
+:func:`~nilearn_stca.evaluation.compare` out of these nodes, as a nipype workflow.
 
 Windows folder
 --------------

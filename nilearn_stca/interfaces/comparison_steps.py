@@ -281,8 +281,8 @@ class ComparisonReport(SimpleInterface):
 
     Fills the folder ``out_dir`` of the node's working folder, which a
     :class:`~nipype.interfaces.io.DataSink` then copies where the results are wanted (as
-    :func:`~nilearn_stca.workflows.init_comparison_wf` does), so that the node writes
-    nothing outside its own folder. Writes ``results.csv`` (the ``in_csvs`` concatenated in
+    :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf` does), so that the node
+    writes nothing outside its own folder. Writes ``results.csv`` (the ``in_csvs`` concatenated in
     order), ``templates.nii.gz``,
     ``maps/<subject>_method-<method>_desc-static_components.nii.gz`` (each table's static
     maps, named after its subject and method columns), ``results.tsv``,

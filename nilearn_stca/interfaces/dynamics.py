@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from nilearn.image import load_img
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     Directory,
@@ -14,6 +13,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from .._mask_grid import mask_grid_params
 from ..evaluation.metrics import STRATEGIES
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from ..methods import METHOD_REGISTRY
@@ -173,12 +173,7 @@ class Stability(SimpleInterface):
                 "the node's random_state instead."
             )
         if isdefined(inputs.mask_file):
-            mask_img = load_img(inputs.mask_file)
-            params.update(
-                mask=inputs.mask_file,
-                target_affine=mask_img.affine,
-                target_shape=mask_img.shape[:3],
-            )
+            params.update(mask_grid_params(inputs.mask_file))
         estimator = METHOD_REGISTRY[inputs.method].estimator_class()(**params)
         out_dir = node_folder(runtime, inputs.out_dir)
         n_jobs = inputs.num_threads if isdefined(inputs.num_threads) else 1

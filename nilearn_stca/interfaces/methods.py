@@ -4,7 +4,6 @@ import contextlib
 import time
 from pathlib import Path
 
-from nilearn.image import load_img
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     Directory,
@@ -20,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from .._checks import read_confounds
+from .._mask_grid import mask_grid_params
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..stca import STCADecomposition
 from ..stca._training import torch_threads
@@ -226,12 +226,7 @@ class _Decomposition(SimpleInterface):
         if isdefined(self.inputs.num_threads):
             params["n_jobs"] = self.inputs.num_threads  # the processors nipype reserved
         if isdefined(self.inputs.mask_file):
-            mask_img = load_img(self.inputs.mask_file)
-            params.update(
-                mask=self.inputs.mask_file,
-                target_affine=mask_img.affine,
-                target_shape=mask_img.shape[:3],
-            )
+            params.update(mask_grid_params(self.inputs.mask_file))
         return self._estimator_class(**params)
 
     #: The node's outputs in its working folder (``windows`` is also one, written on demand).

@@ -1,12 +1,14 @@
-"""The nodes of :func:`~nilearn_stca.workflows.init_comparison_wf`, built and connected."""
+"""Nodes of :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf`, built and connected."""
 
 from pathlib import Path
 
 from nipype.interfaces import utility as niu
+from nipype.interfaces.io import DataSink
 from nipype.pipeline import engine as pe
 
-from .interfaces import EvaluateIoU, PrepareComparison, States
-from .methods import METHOD_REGISTRY
+from ..methods import METHOD_REGISTRY
+from .comparison_steps import EvaluateIoU, PrepareComparison
+from .dynamics import States
 
 #: The interface of each method name of :func:`~nilearn_stca.evaluation.compare`.
 METHOD_INTERFACES = {name: method.node_class() for name, method in METHOD_REGISTRY.items()}
@@ -106,3 +108,26 @@ def add_states(wf, nodes, method, states_inputs, sink, out_name):
     if states_inputs["features"] == "presence":
         wf.connect(nodes["prepare"], "templates_file", states, "templates")
     wf.connect(states, "out_dir", sink, f"{out_name}.states.@{method}")
+
+
+def add_report(wf, nodes, report, out_dir):
+    """The ``report`` JoinNode over the subjects, and the ``sink`` copying it to ``out_dir``.
+
+    The report fills a folder inside its node; the sink, returned, copies it to ``out_dir``.
+    """
+    report = pe.JoinNode(
+        report,
+        joinsource="subjects",
+        joinfield=["in_csvs", "maps_files"],
+        name="report",
+    )
+    wf.connect(nodes["cells"], "out", report, "in_csvs")
+    wf.connect(nodes["maps"], "out", report, "maps_files")
+    wf.connect(nodes["prepare"], "templates_file", report, "templates_file")
+    sink = pe.Node(
+        DataSink(base_directory=str(out_dir.parent), parameterization=False),
+        name="sink",
+        run_without_submitting=True,
+    )
+    wf.connect(report, "out_dir", sink, "@report")
+    return sink
