@@ -1,9 +1,12 @@
 """State metrics against values worked out by hand, and on the simulator's planted states."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
+from nilearn_stca.datasets._states import DWELL_SCANS
 from nilearn_stca.states import score_states, state_metrics
 
 
@@ -35,19 +38,44 @@ def test_one_state_throughout():
     assert metrics.transition_probability.iloc[0, 0] == 1
 
 
+def _metrics_by_hand(sequence, n_states):
+    """The metrics by their definitions, counted stay by stay and step by step."""
+    stays = [(state, len(list(run))) for state, run in itertools.groupby(sequence)]
+    fraction, persistence, counts = [], [], []
+    for state in range(n_states):
+        lengths = [length for stayed, length in stays if stayed == state]
+        fraction.append(sum(lengths) / len(sequence))
+        persistence.append(sum(lengths) / len(lengths) if lengths else 0.0)
+        counts.append(len(lengths))
+    steps = np.zeros((n_states, n_states))
+    for before, after in itertools.pairwise(sequence):
+        steps[before, after] += 1
+    with np.errstate(invalid="ignore"):
+        probability = steps / steps.sum(axis=1, keepdims=True)
+    return stays, fraction, persistence, counts, probability
+
+
 def test_metrics_of_the_simulators_planted_states():
     data = simulate_dynamic_rsfmri(
         n_scans=300, resolution=16, networks="procedural", n_states=3, random_state=1
     )
-    sequence = data.states[0]
+    sequence = list(data.states[0])
+    stays, fraction, persistence, counts, probability = _metrics_by_hand(sequence, 3)
+    # The planted sequence is what the simulator promises: a new state at every switch,
+    # dwells of 30 to 90 scans at 300 scans (shorter runs scale them down), the first and
+    # last cut by the run's ends.
+    assert all(a != b for (a, _), (b, _) in itertools.pairwise(stays))
+    low, high = DWELL_SCANS
+    assert all(low <= length <= high for _, length in stays[1:-1]) and len(stays) >= 4
+
     metrics = state_metrics(sequence, n_states=3, t_r=data.t_r)
     per_state = metrics.per_state
-    assert per_state.temporal_fraction.sum() == pytest.approx(1)
-    # Occupancy = persistence x counts / points, as Yang et al. (2021) state.
-    np.testing.assert_allclose(
-        per_state.temporal_fraction, per_state.persistence * per_state.counts / len(sequence)
-    )
-    assert metrics.transition_frequency == per_state.counts.sum() - 1
+    np.testing.assert_allclose(per_state.temporal_fraction, fraction)
+    np.testing.assert_allclose(per_state.persistence, persistence)
+    np.testing.assert_array_equal(per_state.counts, counts)
+    np.testing.assert_allclose(per_state.persistence_seconds, np.multiply(persistence, data.t_r))
+    assert metrics.transition_frequency == len(stays) - 1
+    np.testing.assert_allclose(metrics.transition_probability.to_numpy(), probability)
     # The planted dwells are 30 to 90 scans: staying is far likelier than leaving.
     assert (np.diag(metrics.transition_probability) > 0.9).all()
 

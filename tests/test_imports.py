@@ -1,6 +1,9 @@
 """Light imports stay light: scoring, tables, baselines and the simulator never import torch."""
 
+import contextlib
 import importlib
+import io
+import re
 import subprocess
 import sys
 
@@ -42,23 +45,38 @@ def test_lazy_names_load_stca_when_used():
     assert _imports_torch("from nilearn_stca import STCADecomposition")
 
 
-def test_every_method_table_is_the_registry():
+def _cli_choices(command, option):
+    """The choices ``nilearn-stca COMMAND --help`` shows for ``option``."""
+    from nilearn_stca.cli import build_parser
+
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown), pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    return re.search(rf"{option} \{{([\w,]+)\}}", shown.getvalue()).group(1).split(",")
+
+
+def test_every_method_table_names_the_three_methods_and_their_classes():
+    from nilearn_stca import STCADecomposition, interfaces
+    from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
     from nilearn_stca.cli import METHOD_CHOICES
     from nilearn_stca.evaluation.comparison_plan import METHODS
     from nilearn_stca.evaluation.tables import METHOD_NAMES
-    from nilearn_stca.interfaces import ICA, SDL, STCA
     from nilearn_stca.interfaces.workflows import METHOD_INTERFACES
-    from nilearn_stca.methods import METHOD_REGISTRY
 
-    assert list(METHODS) == list(METHOD_NAMES) == list(METHOD_INTERFACES) == list(METHOD_CHOICES)
-    assert list(METHOD_REGISTRY) == ["ica", "sdl", "stca"]
-    assert [cls.__name__ for cls in METHODS.values()] == [
-        "ICADecomposition",
-        "SDLDecomposition",
-        "STCADecomposition",
-    ]
-    assert list(METHOD_INTERFACES.values()) == [ICA, SDL, STCA]
-    assert list(METHOD_NAMES.values()) == ["ICA", "SDL", "STCA"]
+    names = ["ica", "sdl", "stca"]
+    # Each table against the classes users import, not against the registry it is built from.
+    assert list(METHODS.items()) == list(
+        zip(names, [ICADecomposition, SDLDecomposition, STCADecomposition], strict=True)
+    )
+    assert list(METHOD_INTERFACES.items()) == list(
+        zip(names, [interfaces.ICA, interfaces.SDL, interfaces.STCA], strict=True)
+    )
+    assert list(METHOD_NAMES.items()) == list(zip(names, ["ICA", "SDL", "STCA"], strict=True))
+    # What the CLI and the nipype Stability node actually offer.
+    assert list(METHOD_CHOICES) == names
+    assert _cli_choices("compare", "--methods") == names
+    assert _cli_choices("stability", "--method") == names
+    assert list(interfaces.Stability.input_spec().trait("method").trait_type.values) == names
 
 
 #: Modules that moved: (old name, new name, the names the old one re-exports).
