@@ -4,7 +4,7 @@ For each window count (``--n-windows``), a child process fits
 :class:`~nilearn_stca.STCADecomposition` on a short run (two training steps: the weights do
 not matter for memory) and writes the window sweep of that many windows of a longer
 simulated run (:func:`~nilearn_stca.write_window_sweep`). Then, for each kind of features,
-another child runs :func:`~nilearn_stca.state_outputs.write_states` on that sweep and
+another child runs :func:`~nilearn_stca.states.write_states` on that sweep and
 reports the peak resident memory (Linux VmHWM) of the states step alone, beside what the
 window maps would take if held in memory.
 

@@ -16,8 +16,8 @@ draw per ``--draws``). Per run it prints:
   input (a map whose best match there correlates below 0.9);
 - how many different partitions k-means gives the same presence vectors over 10 of its own
   seeds, with scikit-learn's usual 10 restarts and with the library's
-  :data:`~nilearn_stca._map_states.KMEANS_RESTARTS`, and the map states over the same
-  seeds (:func:`~nilearn_stca.dynamics.fit_map_states`, the library's restarts) with the
+  :data:`~nilearn_stca.states.kmeans.KMEANS_RESTARTS`, and the map states over the same
+  seeds (:func:`~nilearn_stca.states.fit_map_states`, the library's restarts) with the
   lowest of their indices (mean of the two subjects);
 - chance: the 99th percentile of the index of the presence states shuffled over the
   windows, the highest of the subjects' and that of their mean.

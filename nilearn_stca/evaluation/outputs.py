@@ -94,7 +94,7 @@ def write_comparison_report(
         ``state_occupancy.png`` and ``states_metrics.tsv`` (per method, subject and state:
         ``temporal_fraction``, ``persistence`` in windows, ``persistence_seconds`` if the
         settings give ``t_r``, ``counts``, and the subject's ``transition_frequency``; see
-        :func:`~nilearn_stca.dynamics.state_metrics`), and ``report.html``.
+        :func:`~nilearn_stca.states.state_metrics`), and ``report.html``.
     """
     check_n_states(n_states)
     out_dir = Path(out_dir)

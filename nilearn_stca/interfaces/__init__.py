@@ -11,7 +11,7 @@ around the estimator of the Python API, so a node gives exactly what the estimat
 - :class:`EvaluateIoU` matches such maps to resting-state network templates by IoU, as
   :func:`~nilearn_stca.evaluation.compare` does, and writes the rows of its table.
 - :class:`States` finds brain states in window sweeps
-  (:func:`~nilearn_stca.state_outputs.write_states`) and :class:`Stability` refits a method
+  (:func:`~nilearn_stca.states.write_states`) and :class:`Stability` refits a method
   with other seeds and scores how stable each map is
   (:func:`~nilearn_stca.stability.stability`).
 - :class:`PrepareComparison` and :class:`ComparisonReport` are the first and last steps of

@@ -63,7 +63,7 @@ class StatesOutputSpec(TraitedSpec):
 
 
 class States(SimpleInterface):
-    """Brain states of window sweeps: :func:`~nilearn_stca.state_outputs.write_states`.
+    """Brain states of window sweeps: :func:`~nilearn_stca.states.write_states`.
 
     The sweeps are grouped by method; each method's states are found jointly across its
     subjects. The inputs are ``write_states``' parameters; the folder ``out_dir`` is filled

@@ -251,7 +251,7 @@ def init_comparison_wf(
       (:func:`~nilearn_stca.evaluation.write_comparison_report`), inside its node folder.
     - with ``states``, ``ica_states``, ... (:class:`~nilearn_stca.interfaces.States`, a
       JoinNode over the subjects): each method's brain states, found jointly across the
-      subjects' window sweeps (:func:`~nilearn_stca.state_outputs.write_states`).
+      subjects' window sweeps (:func:`~nilearn_stca.states.write_states`).
     - ``sink`` (:class:`~nipype.interfaces.io.DataSink`) copies that folder to ``out_dir``,
       and each method's states folder to ``<out_dir>/states/<method>``.
 
@@ -307,7 +307,7 @@ def init_comparison_wf(
         Number of states of every method; if None, each method's best silhouette.
     state_features : {"maps", "presence"}, default="maps"
         What k-means groups: the windows' FBN maps, or the presence of the ``templates``
-        (see :func:`~nilearn_stca.state_outputs.write_states`).
+        (see :func:`~nilearn_stca.states.write_states`).
     t_r : float, default=None
         Repetition time in seconds, for the dwell times in seconds of the states and of the
         report's Dynamics section; if None, the one the runs' NIfTI headers agree on (none
