@@ -29,7 +29,8 @@ import torch
 from scipy.fft import next_fast_len
 from torch.nn import functional as F
 
-from .network import brain_coordinates, brain_statistics, regression_reconstruction
+from ._decoding import regression_reconstruction
+from .network import brain_coordinates, brain_statistics
 
 
 class SpectralGrid:
