@@ -51,6 +51,16 @@ LEVERS = {
         "map_activation": "softmax",
         **_REFINE,
     },
+    "refinement 5, sparsity 0.3": {"refine_steps": 5, "refine_sparsity": 0.3},
+    "refinement 10, sparsity 0.3": {"refine_steps": 10, "refine_sparsity": 0.3},
+    # Nulls: the network at its random start (Adam's steps at 1e-12 leave it there).
+    "before, untrained": {"learning_rate": 1e-12},
+    "refinement 3, untrained": {**_REFINE, "learning_rate": 1e-12},
+    "refinement 10, untrained": {
+        "refine_steps": 10,
+        "refine_sparsity": 0.3,
+        "learning_rate": 1e-12,
+    },
     "refinement 3, 4 subjects (group)": {**_REFINE, "n_subjects": 4},
     "refinement 3, 4 epochs on 1 subject": {**_REFINE, "n_epochs": 4},
 }
