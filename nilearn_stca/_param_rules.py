@@ -6,7 +6,7 @@ value given, in the style of scikit-learn's ``check_scalar`` (e.g. ``"batch_size
 be >= 1."``). :func:`check_param_table` applies a table; the rules of the masker's
 parameters, shared by the three estimators, are :data:`MASKER_RULES`. Rules that tie two
 parameters together are functions of the estimator (:func:`check_filter_params`,
-:func:`check_target_grid`).
+:func:`check_target_grid`). :func:`check_stride` checks the ``stride`` of the window calls.
 """
 
 import numbers
@@ -256,3 +256,11 @@ def check_target_grid(estimator):
             "target_shape needs a 4x4 target_affine (the grid's origin): give both, e.g. "
             "target_affine=img.affine, target_shape=img.shape[:3] of the grid to resample to."
         )
+
+
+def check_stride(stride, default):
+    """``stride``, or ``default`` if None; a positive integer or a ValueError naming it."""
+    stride = default if stride is None else stride
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
+        raise ValueError(f"stride must be a positive integer or None, got {stride!r}.")
+    return int(stride)

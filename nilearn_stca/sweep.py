@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._checks import check_fbn_threshold
 from ._io import atomic_path
-from ._window_api import check_stride
+from ._param_rules import check_stride
 from .maps import threshold_fbn_img
 from .windows import window_starts
 

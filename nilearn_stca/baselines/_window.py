@@ -6,21 +6,12 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from nilearn.maskers import NiftiMasker
 from nilearn.maskers.masker_validation import check_embedded_masker
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from .._checks import check_n_components, empty_computed_mask_error, load_runs_for_fit
-from .._decomposition_api import DecompositionAPIMixin
-from .._docs import fill_doc
-from .._param_rules import (
-    MASKER_RULES,
-    WINDOW_RULES,
-    check_filter_params,
-    check_param_table,
-    check_target_grid,
-    dtype,
-)
-from .._window_api import WindowMapsMixin
+from .._base import BaseWindowedDecomposition
+from .._checks import load_runs_for_fit
+from .._param_rules import dtype
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window
 
@@ -43,77 +34,28 @@ def postprocess_maps(components):
     )
 
 
-class _WindowedDecomposition(
-    DecompositionAPIMixin, WindowMapsMixin, TransformerMixin, BaseEstimator
-):
+class _NilearnWindowedDecomposition(BaseWindowedDecomposition):
     """Base of the baselines: a nilearn decomposition run statically and on every window.
 
-    Subclasses set ``_nilearn_class`` (a nilearn decomposition estimator),
-    ``_nilearn_params`` (the names of its constructor parameters stored on ``self``) and
-    ``_param_rules`` (the rules of :mod:`nilearn_stca._param_rules` that ``fit`` checks them
-    with), and may override :meth:`_window_overrides` to change parameters for the window
-    refits.
+    Subclasses set ``_nilearn_class`` (a nilearn decomposition estimator, whose parameters
+    they have, under the same names) and may override :meth:`_window_overrides` to change
+    parameters for the window refits.
     """
 
     _nilearn_class = None
-    _nilearn_params = ()
-    _param_rules = {**WINDOW_RULES, **MASKER_RULES, "dtype": dtype}
-    #: Why the maps cannot outnumber the voxels of the mask (see :meth:`_fit_static_mask`).
-    _voxel_bound_reason = "there cannot be more independent maps than voxels"
-    #: What to change where the static fit found fewer maps than ``n_components``.
-    _zero_maps_hint = "The data hold fewer components than that: lower n_components."
+    _param_rules = {**BaseWindowedDecomposition._param_rules, "dtype": dtype}
     #: Whether ``n_jobs`` > 1 decomposes several windows at once (else the subclass uses
     #: ``n_jobs`` inside each window, as the nilearn estimator does).
     _windows_in_parallel = True
 
     # ------------------------------------------------------------------ helpers
-    def _check_params(self):
-        """Refuse a bad parameter in one line (not scikit-learn's ``_validate_params``)."""
-        check_param_table(self, self._param_rules)
-        check_filter_params(self)
-        check_target_grid(self)
-
-    def _check_n_components_for_data(self, n_scans, n_voxels):
-        """Refuse an ``n_components`` the data cannot give, before any fit.
-
-        ``n_scans`` are the scans of each run, ``n_voxels`` the voxels of the mask.
-        """
-        del n_scans
-        check_n_components(
-            self.n_components,
-            n_voxels,
-            f"the {n_voxels} voxels of the mask",
-            self._voxel_bound_reason,
-        )
-
-    def _fit_static_mask(self, loaded):
-        """The static fit's mask, made as the nilearn estimator makes it.
-
-        nilearn's own masker (``check_embedded_masker``) is fitted here, before the static
-        fit: it loads (and resamples) a given mask, or computes one from ``loaded``, so that
-        ``n_components`` is checked against the voxels of the mask before any work.
-
-        Returns
-        -------
-        mask_img : Nifti1Image
-        """
-        masker_type = "nii" if type(self.mask) is NiftiMasker else "multi_nii"
-        masker = check_embedded_masker(self._make_estimator(), masker_type=masker_type)
-        try:
-            if masker.mask_img is None:
-                masker.fit(loaded)
-            else:
-                masker.fit()
-        except ValueError as error:
-            if "mask is invalid as it is empty" in str(error):
-                raise empty_computed_mask_error(masker.mask_strategy) from error
-            raise
-        if not np.any(np.asanyarray(masker.mask_img_.dataobj)):
-            raise empty_computed_mask_error(masker.mask_strategy)
-        return masker.mask_img_
-
     def _make_estimator(self, **overrides):
-        params = {name: getattr(self, name) for name in self._nilearn_params}
+        own = self._get_param_names()
+        params = {
+            name: getattr(self, name)
+            for name in self._nilearn_class._get_param_names()
+            if name in own
+        }
         params.update(overrides)
         return self._nilearn_class(**params)
 
@@ -131,29 +73,20 @@ class _WindowedDecomposition(
         return {}
 
     # ------------------------------------------------------------------ fitting
-    @fill_doc
-    def fit(self, imgs, y=None, confounds=None):
-        """Decompose all subjects together with the wrapped nilearn estimator.
-
-        %(fit_parameters)s
-
-        Returns
-        -------
-        self : object
-        """
-        del y
+    def _fit(self, imgs, confounds):
+        """Decompose all subjects together with the wrapped nilearn estimator."""
         self._check_params()
         runs_and_confounds = load_runs_for_fit(self, imgs, confounds)
         loaded = [img for img, _ in runs_and_confounds]
         conf = None if confounds is None else [c for _, c in runs_and_confounds]
-        n_scans = [img.shape[3] for img in loaded]
-        overrides = self._static_overrides(sum(n_scans))
-        mask_img = self._fit_static_mask(loaded)
-        self._check_n_components_for_data(
-            n_scans, int(np.count_nonzero(np.asanyarray(mask_img.dataobj)))
-        )
+        overrides = self._static_overrides(sum(img.shape[3] for img in loaded))
+        # nilearn's own masker (``check_embedded_masker``) is fitted here, before the static
+        # fit, so that n_components is checked against the voxels of the mask before any work.
+        masker_type = "nii" if type(self.mask) is NiftiMasker else "multi_nii"
+        masker = check_embedded_masker(self._make_estimator(), masker_type=masker_type)
+        mask_img = self._fit_mask(masker, loaded)
         if self.mask is None:
-            overrides["mask"] = mask_img  # computed once, by _fit_static_mask
+            overrides["mask"] = mask_img  # computed once, by _fit_mask
         estimator = self._make_estimator(**overrides)
         try:
             estimator.fit(loaded, confounds=conf)
@@ -165,18 +98,14 @@ class _WindowedDecomposition(
                 f"{type(self).__name__}: no component found in the static fit; its maps are "
                 f"all zeros. {self._empty_window_hint(static=True)}",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             n_voxels = int(np.count_nonzero(np.asanyarray(estimator.mask_img_.dataobj)))
             components = np.zeros((self.n_components, n_voxels), dtype=np.float32)
         self.estimator_ = estimator
         self.masker_ = estimator.masker_
         self.mask_img_ = estimator.mask_img_
-        self.components_ = components
-        self.components_img_ = self.masker_.inverse_transform(self.components_)
-        self._fit_maps_masker()
-        self._warn_zero_maps(self._zero_maps_hint)
-        return self
+        self._set_components(components)
 
     # ------------------------------------------------------------------ dynamic maps
     def _window_maps_plain(self, run, start):

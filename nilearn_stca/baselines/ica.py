@@ -5,36 +5,12 @@ import warnings
 
 from nilearn.decomposition import CanICA
 
+from .._base import DEFAULT_FBN_THRESHOLD
 from .._checks import check_n_components, cleaning_dof
 from .._docs import fill_doc
 from .._param_rules import boolean, integer, number
 from ._array_fits import canica_maps
-from ._window import _WindowedDecomposition
-
-_CANICA_PARAMS = (
-    "mask",
-    "n_components",
-    "smoothing_fwhm",
-    "do_cca",
-    "threshold",
-    "n_init",
-    "random_state",
-    "standardize",
-    "standardize_confounds",
-    "detrend",
-    "low_pass",
-    "high_pass",
-    "t_r",
-    "dtype",
-    "target_affine",
-    "target_shape",
-    "mask_strategy",
-    "mask_args",
-    "memory",
-    "memory_level",
-    "n_jobs",
-    "verbose",
-)
+from ._window import _NilearnWindowedDecomposition
 
 
 def _canica_threshold(value, name):
@@ -48,7 +24,7 @@ def _canica_threshold(value, name):
 
 
 @fill_doc
-class ICADecomposition(_WindowedDecomposition):
+class ICADecomposition(_NilearnWindowedDecomposition):
     """Static and sliding-window ICA baseline, wrapping :class:`nilearn.decomposition.CanICA`.
 
     :meth:`fit` runs CanICA on all subjects; :meth:`iter_window_maps` runs CanICA's steps on
@@ -136,9 +112,8 @@ class ICADecomposition(_WindowedDecomposition):
     # Each window has n_init FastICA restarts to run in parallel; on 2 cores at 4 mm that is
     # faster than two windows at once (FastICA's large arrays share the memory bandwidth).
     _windows_in_parallel = False
-    _nilearn_params = _CANICA_PARAMS
     _param_rules = {
-        **_WindowedDecomposition._param_rules,
+        **_NilearnWindowedDecomposition._param_rules,
         "do_cca": boolean,
         "threshold": _canica_threshold,
         "n_init": integer(1),
@@ -174,33 +149,35 @@ class ICADecomposition(_WindowedDecomposition):
         verbose=0,
         window_length=40,
         window_stride=1,
-        fbn_threshold=3.6,
+        fbn_threshold=DEFAULT_FBN_THRESHOLD,
     ):
-        self.mask = mask
-        self.n_components = n_components
-        self.smoothing_fwhm = smoothing_fwhm
+        super().__init__(
+            n_components=n_components,
+            window_length=window_length,
+            window_stride=window_stride,
+            fbn_threshold=fbn_threshold,
+            mask=mask,
+            smoothing_fwhm=smoothing_fwhm,
+            standardize=standardize,
+            standardize_confounds=standardize_confounds,
+            detrend=detrend,
+            low_pass=low_pass,
+            high_pass=high_pass,
+            t_r=t_r,
+            target_affine=target_affine,
+            target_shape=target_shape,
+            mask_strategy=mask_strategy,
+            mask_args=mask_args,
+            memory=memory,
+            memory_level=memory_level,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            random_state=random_state,
+        )
         self.do_cca = do_cca
         self.threshold = threshold
         self.n_init = n_init
-        self.random_state = random_state
-        self.standardize = standardize
-        self.standardize_confounds = standardize_confounds
-        self.detrend = detrend
-        self.low_pass = low_pass
-        self.high_pass = high_pass
-        self.t_r = t_r
         self.dtype = dtype
-        self.target_affine = target_affine
-        self.target_shape = target_shape
-        self.mask_strategy = mask_strategy
-        self.mask_args = mask_args
-        self.memory = memory
-        self.memory_level = memory_level
-        self.n_jobs = n_jobs
-        self.verbose = verbose
-        self.window_length = window_length
-        self.window_stride = window_stride
-        self.fbn_threshold = fbn_threshold
 
     def _n_window_components(self):
         """The time components a window holds once cleaned (see ``n_components``)."""

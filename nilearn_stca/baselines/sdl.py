@@ -5,39 +5,11 @@ import math
 from nilearn.decomposition import DictLearning
 from nilearn.image import load_img
 
+from .._base import DEFAULT_FBN_THRESHOLD
 from .._docs import fill_doc
 from .._param_rules import integer, number, one_of
 from ._array_fits import dict_learning_maps
-from ._window import _WindowedDecomposition
-
-_DICT_LEARNING_PARAMS = (
-    "n_components",
-    "n_epochs",
-    "alpha",
-    "reduction_ratio",
-    "dict_init",
-    "random_state",
-    "batch_size",
-    "method",
-    "mask",
-    "smoothing_fwhm",
-    "standardize",
-    "standardize_confounds",
-    "detrend",
-    "low_pass",
-    "high_pass",
-    "t_r",
-    "dtype",
-    "target_affine",
-    "target_shape",
-    "mask_strategy",
-    "mask_args",
-    "n_jobs",
-    "verbose",
-    "memory",
-    "memory_level",
-)
-
+from ._window import _NilearnWindowedDecomposition
 
 #: ``window_coding`` values: scikit-learn's (nilearn's) final codes, or the exact minimiser.
 WINDOW_CODINGS = ("nilearn", "exact")
@@ -48,7 +20,7 @@ AUTO_ALPHA_PER_SQRT_SCAN = 0.5
 
 
 @fill_doc
-class SDLDecomposition(_WindowedDecomposition):
+class SDLDecomposition(_NilearnWindowedDecomposition):
     """Static and sliding-window sparse dictionary learning (SDL) baseline.
 
     Wraps :class:`nilearn.decomposition.DictLearning`: :meth:`fit` runs it on all subjects;
@@ -170,9 +142,8 @@ class SDLDecomposition(_WindowedDecomposition):
     """
 
     _nilearn_class = DictLearning
-    _nilearn_params = _DICT_LEARNING_PARAMS
     _param_rules = {
-        **_WindowedDecomposition._param_rules,
+        **_NilearnWindowedDecomposition._param_rules,
         # scikit-learn takes max_iter = batches per epoch * n_epochs: an integer.
         "n_epochs": integer(1),
         "alpha": number(0, options=("auto",)),
@@ -226,38 +197,40 @@ class SDLDecomposition(_WindowedDecomposition):
         window_stride=1,
         window_alpha=2.0,
         window_coding="nilearn",
-        fbn_threshold=3.6,
+        fbn_threshold=DEFAULT_FBN_THRESHOLD,
     ):
-        self.n_components = n_components
+        super().__init__(
+            n_components=n_components,
+            window_length=window_length,
+            window_stride=window_stride,
+            fbn_threshold=fbn_threshold,
+            mask=mask,
+            smoothing_fwhm=smoothing_fwhm,
+            standardize=standardize,
+            standardize_confounds=standardize_confounds,
+            detrend=detrend,
+            low_pass=low_pass,
+            high_pass=high_pass,
+            t_r=t_r,
+            target_affine=target_affine,
+            target_shape=target_shape,
+            mask_strategy=mask_strategy,
+            mask_args=mask_args,
+            memory=memory,
+            memory_level=memory_level,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            random_state=random_state,
+        )
         self.n_epochs = n_epochs
         self.alpha = alpha
         self.reduction_ratio = reduction_ratio
         self.dict_init = dict_init
-        self.random_state = random_state
         self.batch_size = batch_size
         self.method = method
-        self.mask = mask
-        self.smoothing_fwhm = smoothing_fwhm
-        self.standardize = standardize
-        self.standardize_confounds = standardize_confounds
-        self.detrend = detrend
-        self.low_pass = low_pass
-        self.high_pass = high_pass
-        self.t_r = t_r
         self.dtype = dtype
-        self.target_affine = target_affine
-        self.target_shape = target_shape
-        self.mask_strategy = mask_strategy
-        self.mask_args = mask_args
-        self.n_jobs = n_jobs
-        self.verbose = verbose
-        self.memory = memory
-        self.memory_level = memory_level
-        self.window_length = window_length
-        self.window_stride = window_stride
         self.window_alpha = window_alpha
         self.window_coding = window_coding
-        self.fbn_threshold = fbn_threshold
 
     def _check_params(self):
         super()._check_params()

@@ -5,32 +5,22 @@ import warnings
 import numpy as np
 import torch
 from nilearn.maskers import MultiNiftiMasker, NiftiMasker
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 
-from .._checks import (
-    check_fbn_threshold,
-    check_n_components,
-    empty_computed_mask_error,
-    load_runs_for_fit,
-    mask_run,
-    resolve_device,
-)
-from .._decomposition_api import DecompositionAPIMixin
+from .._base import DEFAULT_FBN_THRESHOLD, BaseWindowedDecomposition
+from .._checks import check_fbn_threshold, load_runs_for_fit, mask_run, resolve_device
 from .._docs import fill_doc
 from .._param_rules import (
     MASKER_RULES,
     WINDOW_RULES,
     boolean,
-    check_filter_params,
-    check_param_table,
-    check_target_grid,
+    check_stride,
     integer,
     integers,
     number,
     one_of,
 )
-from .._window_api import WindowMapsMixin, check_stride
 from ..maps import zscore_maps
 from ..windows import window_starts
 from ._grid import BrainBox
@@ -68,9 +58,6 @@ PAPER_SETTINGS = {
 #: The parameters that build the network (those of :class:`STCANetwork` but its first two).
 NETWORK_PARAMS = ("autoencoder_widths", "decoder", *PAPER_BLOCK)
 
-#: ``fbn_threshold``'s default (the paper's z threshold).
-DEFAULT_FBN_THRESHOLD = 3.6
-
 
 def _check_device(value, name):
     """Rule: a device :func:`resolve_device` knows and finds (CUDA absent fails here)."""
@@ -78,8 +65,9 @@ def _check_device(value, name):
     resolve_device(value)
 
 
-#: The rules ``fit`` checks the parameters with (:mod:`nilearn_stca._param_rules`); the
-#: deprecated ``threshold`` is checked apart (:meth:`STCADecomposition._check_params`).
+#: The rules ``fit`` checks the parameters with (:mod:`nilearn_stca._param_rules`): the
+#: shared ones, with STCA's between the window and the masker rules; the deprecated
+#: ``threshold`` is checked apart (:meth:`STCADecomposition._check_params`).
 _PARAM_RULES = {
     **WINDOW_RULES,
     "n_epochs": integer(1),
@@ -104,9 +92,7 @@ _PARAM_RULES = {
 
 
 @fill_doc
-class STCADecomposition(
-    DecompositionAPIMixin, WindowMapsMixin, NetworkPicklingMixin, TransformerMixin, BaseEstimator
-):
+class STCADecomposition(NetworkPicklingMixin, BaseWindowedDecomposition):
     """Spatial-temporal convolutional attention (STCA) decomposition of fMRI.
 
     Finds dynamic functional brain networks (FBNs) as in Liu et al. (ISBI 2023): a 3D
@@ -249,6 +235,16 @@ class STCADecomposition(
     IEEE ISBI 2023.
     """
 
+    _param_rules = _PARAM_RULES
+    _voxel_bound_reason = (
+        "each of STCA's channels gives one attention map over the voxels of the mask, "
+        "and there cannot be more independent maps than voxels"
+    )
+    _zero_maps_hint = (
+        "The training windows' maps hold fewer FBNs (z >= fbn_threshold) than that, so "
+        "k-means found fewer groups: lower n_components or fbn_threshold, or train longer."
+    )
+
     def __init__(
         self,
         n_components=64,
@@ -287,13 +283,32 @@ class STCADecomposition(
         random_state=None,
         threshold="deprecated",
     ):
-        self.n_components = n_components
-        self.window_length = window_length
-        self.window_stride = window_stride
+        super().__init__(
+            n_components=n_components,
+            window_length=window_length,
+            window_stride=window_stride,
+            fbn_threshold=fbn_threshold,
+            mask=mask,
+            smoothing_fwhm=smoothing_fwhm,
+            standardize=standardize,
+            standardize_confounds=standardize_confounds,
+            detrend=detrend,
+            low_pass=low_pass,
+            high_pass=high_pass,
+            t_r=t_r,
+            target_affine=target_affine,
+            target_shape=target_shape,
+            mask_strategy=mask_strategy,
+            mask_args=mask_args,
+            memory=memory,
+            memory_level=memory_level,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            random_state=random_state,
+        )
         self.n_epochs = n_epochs
         self.learning_rate = learning_rate
         self.batch_size = batch_size
-        self.fbn_threshold = fbn_threshold
         self.autoencoder_widths = autoencoder_widths
         self.decoder = decoder
         self.channel_pooling = channel_pooling
@@ -304,32 +319,12 @@ class STCADecomposition(
         self.static_maps = static_maps
         self.device = device
         self.conv_algorithm = conv_algorithm
-        self.mask = mask
-        self.smoothing_fwhm = smoothing_fwhm
-        self.standardize = standardize
-        self.standardize_confounds = standardize_confounds
-        self.detrend = detrend
-        self.low_pass = low_pass
-        self.high_pass = high_pass
-        self.t_r = t_r
-        self.target_affine = target_affine
-        self.target_shape = target_shape
-        self.mask_strategy = mask_strategy
-        self.mask_args = mask_args
-        self.memory = memory
-        self.memory_level = memory_level
-        self.n_jobs = n_jobs
-        self.verbose = verbose
-        self.random_state = random_state
         self.threshold = threshold
 
     # ------------------------------------------------------------------ validation
     def _check_params(self):
-        """Refuse a bad parameter in one line (not scikit-learn's ``_validate_params``)."""
-        check_param_table(self, _PARAM_RULES)
+        super()._check_params()
         self._check_decoder_levers()
-        check_filter_params(self)
-        check_target_grid(self)
         self._check_deprecated_threshold()
 
     def _check_decoder_levers(self):
@@ -343,20 +338,6 @@ class STCADecomposition(
                     f"autoencoder rebuilds a window from the attended features, not from the "
                     f"maps. Set decoder='regression', or {name}={paper!r}."
                 )
-
-    def _check_n_components_for_data(self, n_scans, n_voxels):
-        """Refuse an ``n_components`` the data cannot give, before the network is built.
-
-        ``n_scans`` are the scans of each run, ``n_voxels`` the voxels of the mask.
-        """
-        del n_scans  # the channels are not bounded by the scans
-        check_n_components(
-            self.n_components,
-            n_voxels,
-            f"the {n_voxels} voxels of the mask",
-            "each of STCA's channels gives one attention map over the voxels of the mask, "
-            "and there cannot be more independent maps than voxels",
-        )
 
     def _check_deprecated_threshold(self):
         """Check ``threshold`` where given: refused beside another ``fbn_threshold``, else
@@ -409,20 +390,10 @@ class STCADecomposition(
         )
 
     # ------------------------------------------------------------------ fitting
-    @fill_doc
-    def fit(self, imgs, y=None, confounds=None):
-        """Train STCA on every sliding window of every subject and compute the static maps.
-
-        %(fit_parameters)s
-
-        Returns
-        -------
-        self : STCADecomposition
-        """
-        del y
+    def _fit(self, imgs, confounds):
+        """Train STCA on every sliding window of every subject, then the static maps."""
         runs, static = self._train(imgs, confounds)
         self._set_static_maps(runs, static)
-        return self
 
     def fit_iter_window_maps(self, img, confounds=None, stride=None):
         """Train on one run, then iterate over the maps of its windows, mapping each once.
@@ -472,16 +443,7 @@ class STCADecomposition(
         loaded = [img for img, _ in runs_and_confounds]
 
         masker = self._make_masker()
-        if getattr(masker, "mask_img", None) is None:
-            masker.fit(loaded)
-            if not np.any(np.asanyarray(masker.mask_img_.dataobj)):
-                raise empty_computed_mask_error(masker.mask_strategy)
-        else:
-            masker.fit()
-        self._check_n_components_for_data(
-            [img.shape[3] for img in loaded],
-            int(np.count_nonzero(np.asanyarray(masker.mask_img_.dataobj))),
-        )
+        self._fit_mask(masker, loaded)
         runs = [mask_run(masker, img, conf) for img, conf in runs_and_confounds]
         box = BrainBox(np.asanyarray(masker.mask_img_.dataobj) > 0, SPATIAL_MULTIPLE)
 
@@ -529,15 +491,6 @@ class STCADecomposition(
             for _, maps in self._iter_run_maps(run, starts, desc="STCA static maps"):
                 static.add(maps)
         self._set_components(static.result())
-
-    def _set_components(self, components):
-        self.components_ = components
-        self.components_img_ = self.masker_.inverse_transform(components)
-        self._fit_maps_masker()
-        self._warn_zero_maps(
-            "The training windows' maps hold fewer FBNs (z >= fbn_threshold) than that, so "
-            "k-means found fewer groups: lower n_components or fbn_threshold, or train longer."
-        )
 
     def _conv_path(self):
         """``conv_algorithm`` resolved for the device the network is on now."""
