@@ -13,7 +13,7 @@ LIGHT = [
     "nilearn_stca",
     "nilearn_stca.baselines",
     "nilearn_stca.datasets",
-    "nilearn_stca.sweep",
+    "nilearn_stca.windows.sweep",
     "nilearn_stca.evaluation",
     "nilearn_stca.evaluation.metrics",
     "nilearn_stca.evaluation.templates",
