@@ -21,7 +21,7 @@ LIGHT = [
     "nilearn_stca.evaluation.outputs",
     "nilearn_stca.methods",
     "nilearn_stca.dynamics",
-    "nilearn_stca.stability",
+    "nilearn_stca.evaluation.stability",
     "nilearn_stca.state_outputs",
     "nilearn_stca.evaluation.report_dynamics",
 ]

@@ -9,9 +9,9 @@ import pytest
 from nilearn.image import load_img
 
 from nilearn_stca.baselines import ICADecomposition
+from nilearn_stca.evaluation.stability import stability
 from nilearn_stca.interfaces import Stability, States
 from nilearn_stca.interfaces.workflows import init_comparison_wf
-from nilearn_stca.stability import stability
 from nilearn_stca.states import write_states
 from nilearn_stca.windows.sweep import write_window_sweep
 
