@@ -2,8 +2,8 @@
 
 For each simulator configuration (``--configs``, those of :mod:`benchmarks.stca_learning`)
 this benchmark simulates one run and, for each method, runs
-:func:`~nilearn_stca.stability.stability` (``--n-runs`` fits with seeds drawn from 0, all
-maps clustered by absolute spatial correlation, as ICASSO does). It prints, per method, the
+:func:`~nilearn_stca.evaluation.stability.stability` (``--n-runs`` fits with seeds drawn from
+0, all maps clustered by absolute spatial correlation, as ICASSO does). It prints, per method, the
 stability index of the clusters (mean intra-cluster minus mean extra-cluster similarity;
 mean and minimum), the mean intra-cluster similarity, how many clusters hold a map of every
 run, the mean number of runs with a map in a cluster (a cluster of a single map has an
@@ -21,8 +21,8 @@ import warnings
 
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
+from nilearn_stca.evaluation.stability import stability
 from nilearn_stca.evaluation.truth import score_against_truth
-from nilearn_stca.stability import stability
 from nilearn_stca.stca import STCADecomposition
 
 from ._common import default_threads, fill_size_defaults, header

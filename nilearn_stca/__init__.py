@@ -7,9 +7,9 @@ from ._lazy import lazy_attributes
 _LAZY = {
     "STCADecomposition": "stca.decomposition",
     "PAPER_SETTINGS": "stca.decomposition",
-    "WindowSweep": "sweep",
-    "load_window_sweep": "sweep",
-    "write_window_sweep": "sweep",
+    "WindowSweep": "windows.sweep",
+    "load_window_sweep": "windows.sweep",
+    "write_window_sweep": "windows.sweep",
 }
 
 __all__ = [*_LAZY, "__version__"]

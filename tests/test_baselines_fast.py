@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 from nilearn_stca.baselines._array_fits import _cube, clean_window, reduce_window
-from nilearn_stca.baselines._online_dictionary import KERNEL_AVAILABLE
+from nilearn_stca.baselines._lasso_codes import KERNEL_AVAILABLE
 from nilearn_stca.datasets import simulate_dynamic_rsfmri
 from nilearn_stca.evaluation.truth import score_against_truth
 

@@ -136,34 +136,58 @@ def test_each_run_is_read_once_for_all_its_methods(compared, sim, tmp_path, monk
     pd.testing.assert_frame_equal(again.drop(columns="runtime"), results.drop(columns="runtime"))
 
 
-def test_plan_counts_the_rows_of_every_cell_before_running(sim):
+def _plan(sim, methods, **kwargs):
     from nilearn_stca.evaluation.comparison_plan import plan_comparison
 
-    plan = plan_comparison(
-        sim.func,
-        ("ica", "sdl"),
-        sim.maps_img,
-        True,
-        confounds=None,
-        mask_img=sim.mask_img,
-        subjects=None,
-        n_components=3,
-        method_params=FAST_PARAMS,
-        window_length=20,
-        window_stride=10,
-        sweep_stride=None,
-        threshold=3.6,
-        template_threshold=0.5,
-        template_names=sim.network_names,
-        strategy="max",
-        random_state=0,
-        verbose=0,
-    )
+    params = {
+        "confounds": None,
+        "mask_img": sim.mask_img,
+        "subjects": None,
+        "n_components": 3,
+        "method_params": FAST_PARAMS,
+        "window_length": 20,
+        "window_stride": 10,
+        "sweep_stride": None,
+        "threshold": 3.6,
+        "template_threshold": 0.5,
+        "template_names": sim.network_names,
+        "strategy": "max",
+        "random_state": 0,
+        "verbose": 0,
+        **kwargs,
+    }
+    return plan_comparison(sim.func, methods, sim.maps_img, True, **params)
+
+
+def test_plan_counts_the_rows_of_every_cell_before_running(sim):
+    plan = _plan(sim, ("ica", "sdl"))
     assert plan.subjects == ["sub-01", "sub-02"] and plan.n_cells == 4
     assert plan.rows_per_cell == {"sub-01": 3 * (1 + 4), "sub-02": 3 * (1 + 4)}
     assert plan.scoring.template_masks.shape == (3, int(sim.mask_img.get_fdata().sum()))
     assert set(plan.estimators) == {"ica", "sdl"}
     assert all(est.window_length == 20 for est in plan.estimators.values())
+
+
+def test_verbose_reaches_only_the_methods_that_draw_their_own_progress(sim):
+    from nilearn_stca import STCADecomposition
+    from nilearn_stca.baselines import ICADecomposition
+
+    class TunedSTCA(STCADecomposition):
+        pass
+
+    named = _plan(sim, ("ica", "sdl", "stca"), verbose=2)
+    assert {name: est.verbose for name, est in named.estimators.items()} == {
+        "ica": 1,
+        "sdl": 1,
+        "stca": 2,
+    }
+    # Estimators under names of one's own are known by their class, subclasses included.
+    given = {"mine": TunedSTCA(**FAST_PARAMS["stca"]), "canica": ICADecomposition(n_init=1)}
+    plan = _plan(sim, given, method_params=None, verbose=1)
+    assert {name: est.verbose for name, est in plan.estimators.items()} == {
+        "mine": 1,
+        "canica": 0,
+    }
 
 
 def test_resume_after_interruption_recomputes_only_unfinished_cells(

@@ -13,7 +13,7 @@ LIGHT = [
     "nilearn_stca",
     "nilearn_stca.baselines",
     "nilearn_stca.datasets",
-    "nilearn_stca.sweep",
+    "nilearn_stca.windows.sweep",
     "nilearn_stca.evaluation",
     "nilearn_stca.evaluation.metrics",
     "nilearn_stca.evaluation.templates",
@@ -21,7 +21,7 @@ LIGHT = [
     "nilearn_stca.evaluation.outputs",
     "nilearn_stca.methods",
     "nilearn_stca.dynamics",
-    "nilearn_stca.stability",
+    "nilearn_stca.evaluation.stability",
     "nilearn_stca.state_outputs",
     "nilearn_stca.evaluation.report_dynamics",
 ]

@@ -9,11 +9,11 @@ import pytest
 from nilearn.image import load_img
 
 from nilearn_stca.baselines import ICADecomposition
+from nilearn_stca.evaluation.stability import stability
 from nilearn_stca.interfaces import Stability, States
 from nilearn_stca.interfaces.workflows import init_comparison_wf
-from nilearn_stca.stability import stability
 from nilearn_stca.states import write_states
-from nilearn_stca.sweep import write_window_sweep
+from nilearn_stca.windows.sweep import write_window_sweep
 
 ICA = {"n_components": 3, "n_init": 1, "window_length": 10, "window_stride": 5}
 

@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from sklearn.decomposition import dict_learning_online, sparse_encode
 
-from nilearn_stca.baselines import _online_dictionary
-from nilearn_stca.baselines._online_dictionary import (
-    KERNEL_AVAILABLE,
-    converged_lasso_code,
-    lasso_code,
-    online_dict_learning,
-)
+from nilearn_stca.baselines import _lasso_codes
+from nilearn_stca.baselines._lasso_codes import KERNEL_AVAILABLE, converged_lasso_code, lasso_code
+from nilearn_stca.baselines._online_dictionary import online_dict_learning
 
 pytestmark = pytest.mark.skipif(
     not KERNEL_AVAILABLE,
@@ -84,20 +80,20 @@ def test_converged_lasso_code_is_sparse_encode_or_better(max_sweeps, monkeypatch
     X, dictionary = _ill_conditioned_problem()
     alpha = 2.0
     expected = _quiet(sparse_encode, X, dictionary, algorithm="lasso_cd", alpha=alpha)
-    gram, Xy = _online_dictionary._gram_problems(X, dictionary)
-    _, converged = _quiet(_online_dictionary._descend, X, gram, Xy, alpha, max_sweeps)
+    gram, Xy = _lasso_codes._gram_problems(X, dictionary)
+    _, converged = _quiet(_lasso_codes._descend, X, gram, Xy, alpha, max_sweeps)
     # The problem exercises both paths: samples that converge, samples that do not.
     assert 0.05 < converged.mean() < 0.95
 
     full_descents = []
-    descend = _online_dictionary._descend
+    descend = _lasso_codes._descend
 
     def counting_descend(X, gram, Xy, alpha, max_iter):
         if max_iter == 1000:
             full_descents.append(len(X))
         return descend(X, gram, Xy, alpha, max_iter)
 
-    monkeypatch.setattr(_online_dictionary, "_descend", counting_descend)
+    monkeypatch.setattr(_lasso_codes, "_descend", counting_descend)
     code = _quiet(converged_lasso_code, X, dictionary, alpha, max_sweeps=max_sweeps)
     assert code.dtype == np.float32
     # Where scikit-learn's tolerance is met within max_sweeps: the same codes, bit for bit.
@@ -130,7 +126,7 @@ def test_exact_solve_refuses_a_singular_support():
     support[:30, :2] = True  # both copies on the support of the first rows
     sign[:30, :2] = 1
     dictionary64 = dictionary.astype(np.float64)
-    solved = _online_dictionary._solve_on_supports(
+    solved = _lasso_codes._solve_on_supports(
         dictionary64 @ dictionary64.T,
         X.astype(np.float64) @ dictionary64.T,
         2.0,
@@ -194,7 +190,7 @@ def test_random_state_instance_is_drawn_from_as_sklearn():
 
 
 def test_kernel_check_refuses_a_kernel_with_another_signature_or_result():
-    from nilearn_stca.baselines._online_dictionary import _cd_gram, kernel_works
+    from nilearn_stca.baselines._lasso_codes import _cd_gram, kernel_works
 
     assert kernel_works(_cd_gram)
 

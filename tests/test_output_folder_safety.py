@@ -36,7 +36,7 @@ from nilearn_stca.interfaces import (
     States,
 )
 from nilearn_stca.interfaces._node_outputs import NODE_RECORD
-from nilearn_stca.sweep import write_window_sweep
+from nilearn_stca.windows.sweep import write_window_sweep
 
 
 # ---------------------------------------------------------------------- helpers

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
-from nilearn_stca.stability import stability
+from nilearn_stca.evaluation.stability import stability
 
 
 def _quiet_stability(*args, **kwargs):

@@ -11,8 +11,8 @@ from nilearn.image import load_img
 from nilearn.masking import apply_mask
 
 from nilearn_stca.baselines import ICADecomposition
+from nilearn_stca.evaluation.stability import stability, write_stability
 from nilearn_stca.evaluation.stability_figures import plot_stability
-from nilearn_stca.stability import stability, write_stability
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from nilearn.masking import apply_mask
 from nilearn_stca import STCADecomposition, load_window_sweep, write_window_sweep
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.cli import main
-from nilearn_stca.stability import stability, write_stability
+from nilearn_stca.evaluation.stability import stability, write_stability
 from nilearn_stca.states import write_states
 
 

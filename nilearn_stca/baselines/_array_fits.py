@@ -33,7 +33,8 @@ from sklearn.linear_model import Ridge
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import randomized_svd, svd_flip
 
-from ._online_dictionary import KERNEL_AVAILABLE, online_dict_learning
+from ._lasso_codes import KERNEL_AVAILABLE
+from ._online_dictionary import online_dict_learning
 
 
 def _cube(x):

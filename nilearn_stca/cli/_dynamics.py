@@ -124,8 +124,8 @@ def _run_stability(args, argv):
     from .._checks import check_enough_scans
     from .._mask_grid import mask_grid_params
     from .._run_folder import check_run_folder
+    from ..evaluation.stability import STABILITY_FILE, stability, write_stability
     from ..evaluation.tables import METHOD_NAMES
-    from ..stability import STABILITY_FILE, stability, write_stability
 
     settings = {
         "method": args.method,

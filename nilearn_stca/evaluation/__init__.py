@@ -1,5 +1,6 @@
 """Evaluation against reference networks: templates, overlap metrics, matching, the
-three-method comparison, its tables, figures and report.
+three-method comparison, its tables, figures and report; and the stability of a method's
+maps across seeds (:mod:`.stability`, ICASSO-like).
 
 ``compare``, ``paper_protocol`` and ``PRESETS`` are loaded on first use (PEP 562): they need
 STCA, hence torch, which scoring, tables, figures and reports do not.

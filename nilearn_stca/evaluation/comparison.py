@@ -19,10 +19,10 @@ from sklearn.base import clone
 from tqdm.auto import tqdm
 
 from .._io import atomic_path, atomic_paths, folder_lock
-from ..stca.decomposition import PAPER_SETTINGS, STCADecomposition
+from ..methods import METHOD_REGISTRY
 from ..windows import window_starts
 from .bids import with_bids_columns
-from .comparison_plan import CONTROLLED_PARAMS, METHODS, plan_comparison
+from .comparison_plan import CONTROLLED_PARAMS, METHODS, plan_comparison, shows_own_progress
 from .results_folder import (
     RESULT_COLUMNS,
     CellWriter,
@@ -44,12 +44,13 @@ def paper_protocol():
     Data resampled to the 4 mm MNI152 brain mask (a 49x58x47 grid in the paper; nilearn's
     bundled mask gives 50x59x48), windows of 40 scans at stride 1, maps and templates
     thresholded at z >= 3.6, the 10 resting-state networks of Smith et al. (2009), every
-    template matched by maximum IoU, and STCA as the paper trains it
-    (:data:`~nilearn_stca.stca.decomposition.PAPER_SETTINGS`: 64 maps, the guiding autoencoder,
-    learning rate 1e-4); ICA and SDL keep nilearn's 20 maps.
+    template matched by maximum IoU, and each method with the paper's settings that the method
+    registry names (``Method.paper_settings`` in :mod:`nilearn_stca.methods`): STCA as the
+    paper trains it (:data:`~nilearn_stca.stca.decomposition.PAPER_SETTINGS`: 64 maps, the
+    guiding autoencoder, learning rate 1e-4); ICA and SDL keep nilearn's 20 maps.
     """
     return {
-        "methods": ("ica", "sdl", "stca"),
+        "methods": tuple(METHOD_REGISTRY),
         "templates": "smith2009",
         "mask_img": load_mni152_brain_mask(resolution=4),
         "window_length": 40,
@@ -57,7 +58,11 @@ def paper_protocol():
         "threshold": 3.6,
         "template_threshold": 3.6,
         "strategy": "max",
-        "method_params": {"stca": dict(PAPER_SETTINGS)},
+        "method_params": {
+            name: method.paper_params()
+            for name, method in METHOD_REGISTRY.items()
+            if method.paper_settings is not None
+        },
     }
 
 
@@ -109,7 +114,7 @@ def _run_cell(plan, subject, method, img, conf, folder, verbose):
             total=len(starts),
             desc=f"{subject} {method} windows",
             leave=False,
-            disable=not verbose or isinstance(estimator, STCADecomposition),
+            disable=not verbose or shows_own_progress(estimator),
         ) as bar:
             while True:
                 started = time.perf_counter()

@@ -28,8 +28,7 @@ from .._checks import (
     repetition_time,
 )
 from .._mask_grid import mask_grid_params
-from ..methods import METHOD_REGISTRY
-from ..stca.decomposition import STCADecomposition
+from ..methods import METHOD_REGISTRY, method_of
 from ..windows import window_starts
 from ._run_checks import (
     check_confounds_rows,
@@ -56,6 +55,12 @@ CONTROLLED_PARAMS = (
 
 #: Parameters that change how a run executes, not its results: a resumed comparison may differ.
 _EXECUTION_PARAMS = ("verbose", "n_jobs", "memory", "memory_level", "device")
+
+
+def shows_own_progress(estimator):
+    """Whether ``estimator``'s method draws its own progress bars (``Method.own_progress``)."""
+    method = method_of(estimator)
+    return method is not None and method.own_progress
 
 
 @dataclass(frozen=True)
@@ -244,9 +249,9 @@ def plan_comparison(
             **mask_grid_params(mask_img),
             window_length=window_length,
             window_stride=window_stride,
-            # STCA's own bars show its training and window sweep; the baselines' nilearn
-            # estimators would print at every window.
-            verbose=verbose if isinstance(est, STCADecomposition) else max(0, verbose - 1),
+            # A method's own bars (STCA's training and window sweep) are shown; the
+            # baselines' nilearn estimators would print at every window.
+            verbose=verbose if shows_own_progress(est) else max(0, verbose - 1),
         )
         est._check_params()  # a bad parameter fails now, before anything is written
         for run_scans in sorted(set(n_scans)):  # each run is fitted on its own

@@ -13,7 +13,7 @@ def plot_stability(result, title=None, output_file=None):
     Parameters
     ----------
     result : sklearn.utils.Bunch
-        The result of :func:`~nilearn_stca.stability.stability`.
+        The result of :func:`~nilearn_stca.evaluation.stability.stability`.
     title : str, default=None
         Figure title (e.g. the method).
     output_file : str or Path, default=None

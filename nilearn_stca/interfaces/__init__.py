@@ -13,7 +13,7 @@ around the estimator of the Python API, so a node gives exactly what the estimat
 - :class:`States` finds brain states in window sweeps
   (:func:`~nilearn_stca.states.write_states`) and :class:`Stability` refits a method
   with other seeds and scores how stable each map is
-  (:func:`~nilearn_stca.stability.stability`).
+  (:func:`~nilearn_stca.evaluation.stability.stability`).
 - :class:`PrepareComparison` and :class:`ComparisonReport` are the first and last steps of
   :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf`: one mask and one set of
   binary templates for every node, then ``compare``'s output folder and report, written

@@ -35,7 +35,7 @@ from ..evaluation.results_folder import (
     write_results,
 )
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
-from ..sweep import load_window_sweep
+from ..windows.sweep import load_window_sweep
 from ._node_outputs import node_outputs, top_entry
 
 

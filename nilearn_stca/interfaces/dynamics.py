@@ -143,12 +143,13 @@ class StabilityOutputSpec(TraitedSpec):
 
 
 class Stability(SimpleInterface):
-    """Stability of a method's maps across seeds: :func:`~nilearn_stca.stability.stability`.
+    """Stability of a method's maps across seeds, as a node.
 
-    The method is fitted ``n_runs`` times on ``in_files`` with other seeds, every map is
-    clustered by spatial correlation, and :func:`~nilearn_stca.stability.write_stability`
-    writes each cluster's stability index, its centrotype map and a figure into the folder
-    ``out_dir`` inside the node's working folder.
+    :func:`~nilearn_stca.evaluation.stability.stability`: the method is fitted ``n_runs``
+    times on ``in_files`` with other seeds, every map is clustered by spatial correlation,
+    and :func:`~nilearn_stca.evaluation.stability.write_stability` writes each cluster's
+    stability index, its centrotype map and a figure into the folder ``out_dir`` inside the
+    node's working folder.
 
     Examples
     --------
@@ -163,7 +164,7 @@ class Stability(SimpleInterface):
     output_spec = StabilityOutputSpec
 
     def _run_interface(self, runtime):
-        from ..stability import STABILITY_FILES, stability, write_stability
+        from ..evaluation.stability import STABILITY_FILES, stability, write_stability
 
         inputs = self.inputs
         params = dict(inputs.method_params) if isdefined(inputs.method_params) else {}

@@ -23,7 +23,7 @@ from .._mask_grid import mask_grid_params
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..stca import STCADecomposition
 from ..stca._training import torch_threads
-from ..sweep import write_window_sweep
+from ..windows.sweep import write_window_sweep
 from ._node_outputs import node_outputs
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..methods import METHOD_REGISTRY
-from ..sweep import WindowSweep, check_method_name, load_window_sweep
+from ..windows.sweep import WindowSweep, check_method_name, load_window_sweep
 from .kmeans import check_n_states
 
 #: The method's name (``ica``, ``sdl``, ``stca``) of each estimator class a sweep records.

@@ -11,7 +11,7 @@ from nilearn.masking import apply_mask
 
 from ..evaluation.metrics import check_strategy, score_maps
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD, load_rsn_templates
-from ..sweep import WindowSweep, load_window_sweep
+from ..windows.sweep import WindowSweep, load_window_sweep
 
 __all__ = ["sweep_presence"]
 
