@@ -1,6 +1,6 @@
 """Spatial-temporal convolutional attention (STCA) for dynamic functional brain networks."""
 
-from ._lazy import lazy_attributes
+from ._utils.lazy import lazy_attributes
 
 # Loaded on first use (PEP 562), so that ``nilearn_stca.baselines``, ``evaluation`` and the
 # baselines' worker processes do not import torch.

@@ -13,7 +13,7 @@ from nilearn.image import index_img, load_img
 from nilearn.maskers import NiftiMapsMasker
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import mask_run, pair_with_confounds
+from ._utils.checks import mask_run, pair_with_confounds
 
 
 def explained_variance(data, components, per_component=False):

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import load_4d_run, mask_run
+from ._utils.checks import load_4d_run, mask_run
 from .maps import threshold_fbn_img
 from .windows import window_starts
 

@@ -14,8 +14,8 @@ import warnings
 import pandas as pd
 import pytest
 
-from nilearn_stca import _io
-from nilearn_stca._io import FolderLockedError, atomic_path, folder_lock
+from nilearn_stca._utils import io as _io
+from nilearn_stca._utils.io import FolderLockedError, atomic_path, folder_lock
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.evaluation import compare
 from nilearn_stca.evaluation import comparison as compare_module

@@ -20,8 +20,8 @@ import pytest
 from nipype.pipeline import engine as pe
 from test_demo_cli import TINY_COMPARISON, TINY_SIMULATION, TINY_STCA
 
-from nilearn_stca import _io
-from nilearn_stca._owned_files import install
+from nilearn_stca._utils import io as _io
+from nilearn_stca._utils.owned_files import install
 from nilearn_stca.baselines import ICADecomposition
 from nilearn_stca.cli import main
 from nilearn_stca.cli.demo import DEMO_MARKER, run_demo

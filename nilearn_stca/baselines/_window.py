@@ -9,9 +9,7 @@ from nilearn.maskers.masker_validation import check_embedded_masker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from threadpoolctl import threadpool_limits
 
-from .._checks import check_n_components, empty_computed_mask_error, load_runs_for_fit
 from .._decomposition_api import DecompositionAPIMixin
-from .._docs import fill_doc
 from .._param_rules import (
     MASKER_RULES,
     WINDOW_RULES,
@@ -20,6 +18,8 @@ from .._param_rules import (
     check_target_grid,
     dtype,
 )
+from .._utils.checks import check_n_components, empty_computed_mask_error, load_runs_for_fit
+from .._utils.docs import fill_doc
 from .._window_api import WindowMapsMixin
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window

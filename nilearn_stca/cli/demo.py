@@ -5,8 +5,8 @@ import warnings
 from pathlib import Path
 
 from .. import __version__
-from .._io import folder_lock
-from .._owned_files import (
+from .._utils.io import folder_lock
+from .._utils.owned_files import (
     ignoring_lock,
     in_the_way,
     install,

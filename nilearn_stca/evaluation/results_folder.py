@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from nilearn.image import load_img
 
-from .._io import (
+from .._utils.io import (
     FolderLockedError,
     atomic_path,
     fsync_directory,
@@ -68,7 +68,7 @@ def dataset_description():
 def write_results(results, out_dir, stage):
     """``results.csv`` and ``results.tsv`` (the same table) and ``dataset_description.json``.
 
-    Each file is written to ``stage(path)`` (:func:`~nilearn_stca._io.atomic_paths`), so
+    Each file is written to ``stage(path)`` (:func:`~nilearn_stca._utils.io.atomic_paths`), so
     they appear together once all are written.
     """
     out_dir = Path(out_dir)

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import __version__
-from .._io import folder_lock
-from .._owned_files import (
+from .._utils.io import folder_lock
+from .._utils.owned_files import (
     install,
     read_record,
     remove_dead_staging,

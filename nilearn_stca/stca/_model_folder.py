@@ -29,7 +29,7 @@ from nilearn import maskers
 from nilearn.masking import apply_mask
 
 from .. import __version__
-from .._io import atomic_path
+from .._utils.io import atomic_path
 
 MODEL_FORMAT = "nilearn-stca-model"
 #: Version of the folder layout; :func:`read_model_folder` refuses newer ones.

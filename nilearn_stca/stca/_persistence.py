@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sklearn.utils.validation import check_is_fitted
 
-from .._io import atomic_path
+from .._utils.io import atomic_path
 from ._model_folder import (
     check_parent_folder,
     never_replaced,

@@ -8,16 +8,7 @@ from nilearn.maskers import MultiNiftiMasker, NiftiMasker
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 
-from .._checks import (
-    check_fbn_threshold,
-    check_n_components,
-    empty_computed_mask_error,
-    load_runs_for_fit,
-    mask_run,
-    resolve_device,
-)
 from .._decomposition_api import DecompositionAPIMixin
-from .._docs import fill_doc
 from .._param_rules import (
     MASKER_RULES,
     WINDOW_RULES,
@@ -30,6 +21,15 @@ from .._param_rules import (
     number,
     one_of,
 )
+from .._utils.checks import (
+    check_fbn_threshold,
+    check_n_components,
+    empty_computed_mask_error,
+    load_runs_for_fit,
+    mask_run,
+    resolve_device,
+)
+from .._utils.docs import fill_doc
 from .._window_api import WindowMapsMixin, check_stride
 from ..maps import zscore_maps
 from ..windows import window_starts

@@ -13,7 +13,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from ._io import LOCK_FILE, atomic_path, dead_lock_record, folder_lock, fsync_directory, fsync_file
+from .io import LOCK_FILE, atomic_path, dead_lock_record, folder_lock, fsync_directory, fsync_file
 
 
 def list_files(folder):
@@ -182,7 +182,7 @@ def _staging_pattern(prefix):
 def staging_folder(parent, prefix, what):
     """Yield an empty folder to fill, in ``parent/.<prefix>.partial-<hex>``, removed after.
 
-    The staging folder holds the lock record of this process (:func:`~._io.folder_lock`,
+    The staging folder holds the lock record of this process (:func:`~.io.folder_lock`,
     ``what`` naming the writer), so that a later run can tell a staging folder left by a
     killed writer (:func:`remove_dead_staging`). The folder yielded is its ``output``
     subfolder. It is made with ``mkdir``, so it has the permissions of the umask.
@@ -225,5 +225,5 @@ def remove_dead_staging(parent, prefix, what):
 
 
 def ignoring_lock(names):
-    """``names`` without the lock files of :func:`~._io.folder_lock`."""
+    """``names`` without the lock files of :func:`~.io.folder_lock`."""
     return [name for name in names if name != LOCK_FILE and not name.startswith(f"{LOCK_FILE}.")]

@@ -5,7 +5,7 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._io import atomic_paths, folder_lock, left_by_a_stopped_writer
+from .io import atomic_paths, folder_lock, left_by_a_stopped_writer
 
 
 def check_run_folder(out_dir, record, settings):
@@ -52,7 +52,7 @@ def check_run_folder(out_dir, record, settings):
 def run_files(out_dir, record, settings, what):
     """Yield ``stage``: ``stage(name)`` is a temporary path for ``out_dir / name``.
 
-    ``out_dir`` is created, locked (:func:`~nilearn_stca._io.folder_lock`) and checked
+    ``out_dir`` is created, locked (:func:`~nilearn_stca._utils.io.folder_lock`) and checked
     again (:func:`check_run_folder`); every staged file is renamed when the block succeeds,
     the first staged last (stage ``record`` first). If the block fails, no file is renamed
     and an ``out_dir`` created for nothing is removed. ``stage.files`` maps each name staged
