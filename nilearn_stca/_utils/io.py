@@ -1,34 +1,14 @@
-"""Safe writes: a file appears under its name only once it is complete and on disk, and a
-folder lock keeps two writers out of one output folder."""
+"""Safe writes: a file appears under its name only once it is complete and on disk; what is
+at a path (a file, a folder, a link...); a folder's entries carried into its replacement."""
 
+import errno
 import hashlib
-import json
 import os
-import re
 import shutil
-import socket
-import time
+import stat
 import uuid
-import warnings
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-
-#: Name of the lock file :func:`folder_lock` holds in a folder.
-LOCK_FILE = ".lock"
-
-
-def left_by_a_stopped_writer(name, staged=None):
-    """Whether a folder's entry ``name`` may be what a stopped writer of ours left there.
-
-    That is the lock of :func:`folder_lock` (or a takeover of it) and a temporary file of
-    :func:`atomic_path`: of the file ``staged`` only, or of any file when ``staged`` is None.
-    """
-    if name == LOCK_FILE or name.startswith(f"{LOCK_FILE}.takeover-"):
-        return True
-    final = re.escape(staged) if staged is not None else ".+"
-    return re.fullmatch(rf"\.partial-[0-9a-f]{{8}}-{final}", name) is not None
-
 
 # Windows needs write access to flush a file (``_commit``); POSIX flushes any descriptor.
 _FSYNC_FLAGS = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY
@@ -138,192 +118,64 @@ def atomic_paths():
         yield stage
 
 
-# ---------------------------------------------------------------------- folder lock
-class FolderLockedError(ValueError):
-    """Another process holds the lock of the folder this one would write into."""
+# ---------------------------------------------------------------------- what is at a path
+def path_exists(path):
+    """Whether anything is at ``path``, a broken symbolic link too."""
+    return path.exists() or path.is_symlink()
 
 
-#: Marks a lock file that vanished while it was read (its holder released it).
-_MISSING = object()
+def path_kind(path):
+    """What is at ``path``, not following a final symbolic link: None where nothing is.
 
-
-def _read_lock(lock):
-    """The lock's record, ``_MISSING`` if there is none, or None if it cannot be read.
-
-    A lock is created empty and filled right after, so an empty or partial file is read
-    again for a moment before it is called unreadable.
+    One of "file", "folder", "symbolic link", "device", "named pipe", "socket".
     """
-    for _ in range(20):
-        try:
-            record = json.loads(lock.read_text())
-        except FileNotFoundError:
-            return _MISSING
-        except (OSError, ValueError):
-            time.sleep(0.05)
-            continue
-        pid = record.get("pid") if isinstance(record, dict) else None
-        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
-            return record
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    return None
+    kinds = [
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISREG, "file"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+        (stat.S_ISFIFO, "named pipe"),
+    ]
+    return next((kind for test, kind in kinds if test(mode)), "socket")
 
 
-def _holder_alive(record):
-    """Whether the process holding a lock may still run (True wherever it cannot be told)."""
-    if record.get("hostname") != socket.gethostname():
-        return True
-    if os.name == "nt":
-        return True  # os.kill would terminate the process there, not probe it
-    if record["pid"] == os.getpid():
-        return True
-    try:
-        os.kill(record["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by another user
-    return True
+def file_sha256(path):
+    """The SHA-256 of the file at ``path``, as hexadecimal, read by blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def dead_lock_record(folder):
-    """The record of ``folder``'s lock if the process that held it no longer runs on this host.
+def carry_over(old, new, names):
+    """Put the entries ``names`` of the folder ``old`` into ``new``, leaving ``old`` whole.
 
-    None if the folder holds no lock, an unreadable one, or one whose holder may still run
-    (on another host, or where it cannot be told): only a writer known to be dead is named.
+    Files are hard-linked (the same file under two names, so nothing is copied and the
+    user's file is untouched), or copied where the file system has no hard links; folders
+    are made anew with their files linked; symbolic links are made anew. For a folder
+    written beside ``old`` to replace it (:func:`atomic_path` with ``replace_folder``) and
+    keep the entries that are not the writer's.
     """
-    record = _read_lock(Path(folder) / LOCK_FILE)
-    if record is _MISSING or record is None or _holder_alive(record):
-        return None
-    return record
-
-
-def _create_lock(lock, record):
-    """Create ``lock`` holding ``record`` if no lock exists; whether this process owns it."""
-    try:
-        descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    try:
-        with os.fdopen(descriptor, "w") as stream:
-            json.dump(record, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-    except BaseException:
-        lock.unlink(missing_ok=True)
-        raise
-    fsync_directory(lock.parent)
-    return _read_lock(lock) == record
-
-
-def _break_stale_lock(lock, stale):
-    """Remove ``lock`` if it still holds the record ``stale``; whether this call removed it.
-
-    Of the processes that found the same stale lock, only the one that creates its takeover
-    file (``O_CREAT | O_EXCL``, named after the record) may remove it, and only after reading
-    that record there again: a lock once removed never comes back with the same record, so
-    a live lock made meanwhile is never removed.
-    """
-    digest = hashlib.sha1(json.dumps(stale, sort_keys=True).encode()).hexdigest()[:16]
-    takeover = lock.with_name(f"{lock.name}.takeover-{digest}")
-    try:
-        os.close(os.open(takeover, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    except FileExistsError:
-        return False  # another process is taking it over
-    try:
-        if _read_lock(lock) != stale:
-            return False
-        lock.unlink()
-        return True
-    finally:
-        takeover.unlink(missing_ok=True)
-
-
-@contextmanager
-def folder_lock(path, what, *, name="folder", error=FolderLockedError):
-    """Hold the lock of the folder ``path`` while the block runs: one writer at a time.
-
-    The lock is a file ``.lock`` in the folder, created atomically (``O_CREAT | O_EXCL``)
-    and holding JSON ``{"pid", "hostname", "started", "what", "token"}``. It is removed when
-    the block ends, on errors and interruptions too. A lock whose process no longer runs on
-    this host (a crashed or killed writer) is taken over with a warning; a lock held by a
-    live process, or by a process on another host, refuses the block. The folder is created
-    if needed.
-
-    Parameters
-    ----------
-    path : str or Path
-        The folder to lock.
-    what : str
-        What writes into the folder, for messages (e.g. ``"compare run"``).
-    name : str, default="folder"
-        How the user gave the folder (e.g. ``"out_dir"``), for messages.
-    error : type, default=FolderLockedError
-        The exception raised when the folder is locked (a subclass of
-        :class:`FolderLockedError`).
-
-    Yields
-    ------
-    lock : Path
-        The lock file.
-
-    Raises
-    ------
-    FolderLockedError
-        (or ``error``) If another process holds the lock.
-    """
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / LOCK_FILE
-    record = {
-        "pid": os.getpid(),
-        "hostname": socket.gethostname(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "what": what,
-        "token": uuid.uuid4().hex,
-    }
-    _acquire(lock, record, folder, what, name, error)
-    try:
-        yield lock
-    finally:
-        if _read_lock(lock) == record:
-            lock.unlink(missing_ok=True)
-
-
-def _acquire(lock, record, folder, what, name, error):
-    where = f"{name}={str(folder)!r}"
-    for _ in range(100):
-        if _create_lock(lock, record):
-            return
-        holder = _read_lock(lock)
-        if holder is _MISSING:
-            continue  # released meanwhile
-        if holder == record:
-            return
-        if holder is None:
-            raise error(
-                f"{where} holds an unreadable lock file {str(lock)!r}: another process may "
-                f"be writing there. If none is, delete {str(lock)!r} and run again."
-            )
-        described = (
-            f"{holder.get('what', 'process')} pid {holder['pid']} on "
-            f"{holder.get('hostname', 'an unknown host')}, started {holder.get('started', '?')}"
-        )
-        if _holder_alive(holder):
-            raise error(
-                f"{where} is in use by another {what} ({described}): wait for it to "
-                f"finish, or use another {name}. If that process no longer runs, delete "
-                f"{str(lock)!r}."
-            )
-        if _break_stale_lock(lock, holder):
-            warnings.warn(
-                f"{where} was locked by a {described}, which no longer runs: taking its "
-                "lock over.",
-                stacklevel=4,
-            )
+    for name in names:
+        source, target = old / name, new / name
+        if source.is_symlink():
+            os.symlink(os.readlink(source), target)
+        elif source.is_dir():
+            shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
         else:
-            time.sleep(0.05)  # another process is taking the stale lock over: let it
-    raise error(
-        f"{where} holds a stale lock {str(lock)!r} that could not be taken over: if no "
-        f"other process writes there, delete {str(lock)!r} and any {LOCK_FILE}.takeover-* "
-        "file beside it, and run again."
-    )
+            _link_or_copy(source, target)
+
+
+def _link_or_copy(source, target):
+    try:
+        os.link(source, target)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise
+        shutil.copy2(source, target)

@@ -18,7 +18,8 @@ from nilearn.image import load_img
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from .._utils.io import atomic_path, atomic_paths, folder_lock
+from .._utils.io import atomic_path, atomic_paths
+from .._utils.ownership import folder_lock
 from ..stca.decomposition import PAPER_SETTINGS, STCADecomposition
 from ..windows import window_starts
 from .bids import with_bids_columns
