@@ -15,14 +15,6 @@ from nilearn.maskers import NiftiMapsMasker
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import (
-    check_n_components,
-    empty_computed_mask_error,
-    load_4d_run,
-    mask_run,
-    pair_with_confounds,
-)
-from ._docs import fill_doc
 from ._param_rules import (
     MASKER_RULES,
     WINDOW_RULES,
@@ -31,6 +23,14 @@ from ._param_rules import (
     check_stride,
     check_target_grid,
 )
+from ._utils.checks import (
+    check_n_components,
+    empty_computed_mask_error,
+    load_4d_run,
+    mask_run,
+    pair_with_confounds,
+)
+from ._utils.docs import fill_doc
 from .maps import threshold_fbn_img
 from .windows import window_starts
 

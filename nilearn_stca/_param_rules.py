@@ -16,7 +16,7 @@ import numpy as np
 from joblib import Memory
 from sklearn.utils import check_scalar
 
-from ._checks import check_fbn_threshold, check_integer
+from ._utils.checks import check_fbn_threshold, check_integer
 
 #: ``mask_strategy`` values nilearn's maskers know.
 MASK_STRATEGIES = ("background", "epi", "whole-brain-template", "gm-template", "wm-template")

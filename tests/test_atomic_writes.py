@@ -306,7 +306,7 @@ def test_full_disk_leaves_no_partial_node_output(images, tmp_path, monkeypatch, 
 
 
 def test_atomic_path_replaces_a_folder_only_when_asked(tmp_path):
-    from nilearn_stca._io import atomic_path
+    from nilearn_stca._utils.io import atomic_path
 
     target = tmp_path / "model"
     target.mkdir()

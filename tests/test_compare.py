@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from nilearn.masking import apply_mask
 
-from nilearn_stca._checks import repetition_time
+from nilearn_stca._utils.checks import repetition_time
 from nilearn_stca.baselines import SDLDecomposition
 from nilearn_stca.evaluation import (
     compare,

@@ -375,7 +375,11 @@ def test_state_mode_refuses_bad_numbers_of_states(n_states, error, match):
 @pytest.mark.parametrize("name", ["networks", "signals", "states"])
 def test_old_planted_module_paths_warn_and_give_the_moved_module(name, monkeypatch):
     old = f"nilearn_stca.planted_{name}"
-    monkeypatch.delitem(sys.modules, old, raising=False)  # a fresh import warns
-    with pytest.warns(FutureWarning, match=f"nilearn_stca.datasets._{name}; this alias"):
-        module = importlib.import_module(old)
-    assert module is importlib.import_module(f"nilearn_stca.datasets._{name}")
+    monkeypatch.delitem(sys.modules, old, raising=False)  # import it afresh
+    module = importlib.import_module(old)
+    moved = importlib.import_module(f"nilearn_stca.datasets._{name}")
+    public = [key for key in vars(moved) if not key.startswith("_")]
+    assert public
+    for key in public:
+        with pytest.warns(FutureWarning, match=f"nilearn_stca.datasets._{name}; this alias"):
+            assert getattr(module, key) is getattr(moved, key)

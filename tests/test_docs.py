@@ -3,7 +3,7 @@
 import pytest
 
 from nilearn_stca import STCADecomposition
-from nilearn_stca._docs import DOCDICT, fill_doc
+from nilearn_stca._utils.docs import DOCDICT, fill_doc
 from nilearn_stca.baselines import ICADecomposition, SDLDecomposition
 
 ESTIMATORS = (STCADecomposition, ICADecomposition, SDLDecomposition)

@@ -103,10 +103,19 @@ MOVED = [
 
 @pytest.mark.parametrize(("old", "new", "names"), MOVED, ids=[old for old, _, _ in MOVED])
 def test_moved_modules_keep_their_old_name_for_one_release(old, new, names, monkeypatch):
-    monkeypatch.delitem(sys.modules, old, raising=False)  # import it afresh: it warns once
-    with pytest.warns(FutureWarning, match=rf"{old} is deprecated .* from {new}\."):
-        alias = importlib.import_module(old)
+    monkeypatch.delitem(sys.modules, old, raising=False)  # import it afresh
+    alias = importlib.import_module(old)
     moved = importlib.import_module(new)
     assert alias.__all__ == names
     for name in names:
-        assert getattr(alias, name) is getattr(moved, name)
+        with pytest.warns(FutureWarning, match=rf"{old} is deprecated .* from {new}\."):
+            assert getattr(alias, name) is getattr(moved, name)
+
+
+@pytest.mark.parametrize("old", [old for old, _, _ in MOVED])
+def test_importing_a_moved_module_imports_neither_torch_nor_nipype(old):
+    code = f"import sys, {old}\nprint(sorted({{'torch', 'nipype'}} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

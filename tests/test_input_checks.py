@@ -584,7 +584,7 @@ def test_window_maps_of_a_short_run_ask_for_a_longer_run(fitted, tiny_run):
 
 
 def test_grid_difference_in_plain_numbers(tiny_run):
-    from nilearn_stca._checks import grid_difference
+    from nilearn_stca._utils.checks import grid_difference
 
     img, _ = tiny_run
     assert grid_difference(img, img) is None

@@ -3,7 +3,7 @@
 import nibabel as nib
 import numpy as np
 
-from nilearn_stca._mask_grid import mask_grid_params
+from nilearn_stca._utils.mask_grid import mask_grid_params
 
 
 def test_mask_grid_params_keep_the_mask_and_give_its_grid(tmp_path):

@@ -20,8 +20,8 @@ import pytest
 from nipype.pipeline import engine as pe
 from test_demo_cli import TINY_COMPARISON, TINY_SIMULATION, TINY_STCA
 
-from nilearn_stca import _io
-from nilearn_stca._owned_files import install
+from nilearn_stca._utils import ownership
+from nilearn_stca._utils.ownership import install
 from nilearn_stca.baselines import ICADecomposition
 from nilearn_stca.cli import main
 from nilearn_stca.cli.demo import DEMO_MARKER, run_demo
@@ -104,7 +104,7 @@ def _lock_record(folder, pid, what):
         "token": "0" * 32,
     }
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / _io.LOCK_FILE).write_text(json.dumps(record))
+    (folder / ownership.LOCK_FILE).write_text(json.dumps(record))
 
 
 # ---------------------------------------------------------------------- demo reruns
@@ -238,11 +238,13 @@ def test_demo_rerun_keeps_the_users_files(case, fresh_demo, tmp_path):
 
 
 # ---------------------------------------------------------------------- demo lock
+#: The folder above the tested package, for the processes that hold a lock against this one.
+PACKAGE_PARENT = str(Path(ownership.__file__).parents[2])
+
 _HOLDER = """
-import importlib.util, sys, time
-spec = importlib.util.spec_from_file_location("_io", sys.argv[1])
-io = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(io)
+import importlib, sys, time
+sys.path.insert(0, sys.argv[1])  # the tested checkout's package, not an installed one
+io = importlib.import_module("nilearn_stca._utils.ownership")
 with io.folder_lock(sys.argv[2], "demo run", name="--out"):
     print("held", flush=True)
     time.sleep(120)
@@ -256,7 +258,7 @@ def held(request):
 
     def hold(folder):
         holder = subprocess.Popen(
-            [sys.executable, "-c", _HOLDER, _io.__file__, str(folder)],
+            [sys.executable, "-c", _HOLDER, PACKAGE_PARENT, str(folder)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -299,7 +301,8 @@ def test_second_demo_is_refused_at_once(case, fresh_demo, held, tmp_path, monkey
     assert err.startswith(f"nilearn-stca: error: --out={str(out)!r} is in use by another demo")
     assert f"demo run pid {pid} on {socket.gethostname()}" in err
     assert _snapshot(tmp_path) == before  # nothing written, nothing left beside it
-    with pytest.raises(_io.FolderLockedError, match=r"out_dir=.* is in use by another demo run"):
+    locked = r"out_dir=.* is in use by another demo run"
+    with pytest.raises(ownership.FolderLockedError, match=locked):
         run_demo(out, TINY_SIMULATION, TINY_STCA, TINY_COMPARISON, verbose=0)
     assert _snapshot(tmp_path) == before
 

@@ -10,8 +10,8 @@ from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from .._base import BaseWindowedDecomposition
-from .._checks import load_runs_for_fit
 from .._param_rules import dtype
+from .._utils.checks import load_runs_for_fit
 from ..maps import flip_to_positive_tail, zscore_maps
 from ._array_fits import clean_window, reduce_window
 

@@ -6,9 +6,9 @@ import warnings
 from nilearn.decomposition import CanICA
 
 from .._base import DEFAULT_FBN_THRESHOLD
-from .._checks import check_n_components, cleaning_dof
-from .._docs import fill_doc
 from .._param_rules import boolean, integer, number
+from .._utils.checks import check_n_components, cleaning_dof
+from .._utils.docs import fill_doc
 from ._array_fits import canica_maps
 from ._window import _NilearnWindowedDecomposition
 

@@ -6,8 +6,8 @@ from nilearn.decomposition import DictLearning
 from nilearn.image import load_img
 
 from .._base import DEFAULT_FBN_THRESHOLD
-from .._docs import fill_doc
 from .._param_rules import integer, number, one_of
+from .._utils.docs import fill_doc
 from ._array_fits import dict_learning_maps
 from ._window import _NilearnWindowedDecomposition
 

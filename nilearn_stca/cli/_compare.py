@@ -135,7 +135,7 @@ def _load_confounds(values, funcs):
                 f"--confounds: {len(values)} files for {len(funcs)} FUNC; give one per FUNC, "
                 "or 'fmriprep'."
             )
-        from .._checks import read_confounds
+        from .._utils.checks import read_confounds
 
         try:
             confounds = [read_confounds(value) for value in values]
@@ -265,7 +265,7 @@ def _run_compare(args, argv):
 
 def _run_workflow(args, kwargs, confounds, parameters, paper):
     """``compare`` through :func:`~nilearn_stca.interfaces.workflows.init_comparison_wf`."""
-    from .._io import atomic_path
+    from .._utils.io import atomic_path
     from ..evaluation import read_results
     from ..evaluation.bids import subject_labels
     from ..interfaces.workflows import init_comparison_wf

@@ -121,9 +121,9 @@ def _run_stability(args, argv):
     del argv  # stability.json records the settings
     import nibabel as nib
 
-    from .._checks import check_enough_scans
-    from .._mask_grid import mask_grid_params
-    from .._run_folder import check_run_folder
+    from .._utils.checks import check_enough_scans
+    from .._utils.mask_grid import mask_grid_params
+    from .._utils.run_folder import check_run_folder
     from ..evaluation.stability import STABILITY_FILE, stability, write_stability
     from ..evaluation.tables import METHOD_NAMES
 

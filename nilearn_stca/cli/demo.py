@@ -5,14 +5,16 @@ import warnings
 from pathlib import Path
 
 from .. import __version__
-from .._io import folder_lock
-from .._owned_files import (
+from .._utils.io import path_exists
+from .._utils.ownership import (
+    folder_lock,
     ignoring_lock,
     in_the_way,
     install,
     list_files,
     read_record,
     remove_dead_staging,
+    removed_if_left_empty,
     staging_folder,
 )
 from ..datasets import simulate_dynamic_rsfmri
@@ -84,18 +86,12 @@ def run_demo(out_dir, simulation=None, stca=None, comparison=None, verbose=1):
     simulation = {**DEMO_SIMULATION, **(simulation or {})}
     stca = {**DEMO_STCA, **(stca or {})}
     comparison = {**DEMO_COMPARISON, **(comparison or {})}
-    created = not out_dir.exists()
-    try:
-        with folder_lock(out_dir, _WHAT, name="out_dir"):
-            owned = _owned_files(out_dir, "out_dir")
-            _remove_dead_demos(out_dir)
-            with staging_folder(out_dir.parent, out_dir.name, _WHAT) as work:
-                results = _write_demo(work, simulation, stca, comparison, verbose)
-                _move_in(work, out_dir, owned)
-    except BaseException:
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
+    with removed_if_left_empty(out_dir), folder_lock(out_dir, _WHAT, name="out_dir"):
+        owned = _owned_files(out_dir, "out_dir")
+        _remove_dead_demos(out_dir)
+        with staging_folder(out_dir.parent, out_dir.name, _WHAT) as work:
+            results = _write_demo(work, simulation, stca, comparison, verbose)
+            _move_in(work, out_dir, owned)
     return format_table(table1(results))
 
 
@@ -165,7 +161,7 @@ def check_out_dir(out_dir, name="out_dir"):
 
 
 def _check_not_a_file(out_dir, name):
-    if _exists(out_dir) and not out_dir.is_dir():
+    if path_exists(out_dir) and not out_dir.is_dir():
         raise ValueError(f"{name} {out_dir}: exists and is not a folder.")
 
 
@@ -207,7 +203,3 @@ def _move_in(work, out_dir, owned):
             "would replace them: move them away, or choose an empty or new folder."
         )
     install(work, out_dir, out_dir / DEMO_MARKER, _marker_fields(), owned)
-
-
-def _exists(path):
-    return path.exists() or path.is_symlink()

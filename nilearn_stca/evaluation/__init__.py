@@ -6,7 +6,7 @@ maps across seeds (:mod:`.stability`, ICASSO-like).
 STCA, hence torch, which scoring, tables, figures and reports do not.
 """
 
-from .._lazy import lazy_attributes
+from .._utils.lazy import lazy_attributes
 from .metrics import dice_matrix, iou_matrix, match_components, score_maps
 from .outputs import write_comparison_report
 from .results_folder import read_results

@@ -18,7 +18,8 @@ from nilearn.image import load_img
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from .._io import atomic_path, atomic_paths, folder_lock
+from .._utils.io import atomic_path, atomic_paths
+from .._utils.ownership import folder_lock
 from ..methods import METHOD_REGISTRY
 from ..windows import window_starts
 from .bids import with_bids_columns

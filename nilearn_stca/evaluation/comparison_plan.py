@@ -18,7 +18,7 @@ from nilearn.maskers import MultiNiftiMasker
 from nilearn.masking import apply_mask
 from sklearn.base import clone
 
-from .._checks import (
+from .._utils.checks import (
     check_fbn_threshold,
     check_integer,
     check_mask_not_empty,
@@ -27,7 +27,7 @@ from .._checks import (
     pair_with_confounds,
     repetition_time,
 )
-from .._mask_grid import mask_grid_params
+from .._utils.mask_grid import mask_grid_params
 from ..methods import METHOD_REGISTRY, method_of
 from ..windows import window_starts
 from ._run_checks import (

@@ -14,7 +14,7 @@ from nilearn.datasets import load_mni152_template
 from nilearn.image import check_niimg_4d, get_data, index_img, new_img_like
 from nilearn.plotting import find_xyz_cut_coords, plot_anat, plot_stat_map
 
-from .._io import atomic_path
+from .._utils.io import atomic_path
 from .tables import display_results, is_static
 
 DPI = 80

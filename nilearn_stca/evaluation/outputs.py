@@ -5,7 +5,7 @@ from pathlib import Path
 
 from nilearn.image import load_img
 
-from .._io import atomic_paths
+from .._utils.io import atomic_paths
 from .figures import plot_iou_over_windows, plot_matched_maps, plot_static_iou
 from .report import write_report
 from .report_dynamics import HEADING as DYNAMICS_HEADING

@@ -7,7 +7,7 @@ from html import escape
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .._io import atomic_path
+from .._utils.io import atomic_path
 from .tables import display_results, is_static
 
 #: Distributions whose versions the report lists (after Python and nilearn_stca).

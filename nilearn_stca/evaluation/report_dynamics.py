@@ -136,7 +136,7 @@ def write_dynamics(results, out_dir, stage, n_states=None, t_r=None, random_stat
         Where the files go.
     stage : callable
         ``stage(path)`` gives the temporary path each file is written to
-        (:func:`~nilearn_stca._io.atomic_paths`).
+        (:func:`~nilearn_stca._utils.io.atomic_paths`).
     n_states : int, default=None
         Number of states of every method; None chooses it per method by silhouette.
     t_r : float, default=None

@@ -16,13 +16,8 @@ import numpy as np
 import pandas as pd
 from nilearn.image import load_img
 
-from .._io import (
-    FolderLockedError,
-    atomic_path,
-    fsync_directory,
-    fsync_file,
-    left_by_a_stopped_writer,
-)
+from .._utils.io import atomic_path, fsync_directory, fsync_file
+from .._utils.ownership import FolderLockedError, foreign_entries, name_some, refuse_a_file
 from .bids import BIDS_COLUMNS
 from .tables import STATIC
 
@@ -68,7 +63,7 @@ def dataset_description():
 def write_results(results, out_dir, stage):
     """``results.csv`` and ``results.tsv`` (the same table) and ``dataset_description.json``.
 
-    Each file is written to ``stage(path)`` (:func:`~nilearn_stca._io.atomic_paths`), so
+    Each file is written to ``stage(path)`` (:func:`~nilearn_stca._utils.io.atomic_paths`), so
     they appear together once all are written.
     """
     out_dir = Path(out_dir)
@@ -147,26 +142,19 @@ def check_comparison_folder(out_dir, name="out_dir", also_ours=()):
         ``comparison.json`` that cannot be read as a comparison's record.
     """
     out_dir = Path(out_dir)
+    refuse_a_file(out_dir, name)
     if not out_dir.exists():
         return None
-    if not out_dir.is_dir():
-        raise ValueError(f"{name}={str(out_dir)!r} is a file: give a folder.")
     if (out_dir / SETTINGS_FILE).exists() or (out_dir / SETTINGS_FILE).is_symlink():
         return _read_record(out_dir, name)
     # A compare stopped before it wrote comparison.json (its first file) leaves at most its
     # lock and, after a crash, the temporary file of comparison.json.
-    foreign = sorted(
-        entry.name
-        for entry in out_dir.iterdir()
-        if not left_by_a_stopped_writer(entry.name, staged=SETTINGS_FILE)
-        and entry.name not in also_ours
-    )
+    foreign = foreign_entries(out_dir, staged=SETTINGS_FILE, also_ours=also_ours)
     if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
         raise ValueError(
-            f"{name}={str(out_dir)!r} holds files that no comparison wrote ({shown}; there "
-            f"is no {SETTINGS_FILE}): choose a new or empty folder, so that none of them is "
-            "overwritten."
+            f"{name}={str(out_dir)!r} holds files that no comparison wrote "
+            f"({name_some(foreign)}; there is no {SETTINGS_FILE}): choose a new or empty "
+            "folder, so that none of them is overwritten."
         )
     return None
 

@@ -232,7 +232,7 @@ def write_stability(result, out_dir, settings=None, title=None):
         ``stability.json`` (the settings, the seeds, each run's number of empty maps,
         ``n_empty_maps``, and a summary of the index).
     """
-    from .._run_folder import run_files
+    from .._utils.run_folder import run_files
     from .stability_figures import plot_stability
 
     seeds = [int(seed) for seed in result.random_states]

@@ -43,7 +43,7 @@ folder's ``.nilearn-stca-node`` file lists it, and refuses to start if one of it
 staging folder and moved in once complete; the working folder is locked meanwhile.
 """
 
-from .._checks import read_confounds
+from .._utils.checks import read_confounds
 from .comparison_steps import ComparisonReport, EvaluateIoU, PrepareComparison
 from .dynamics import Stability, States
 from .methods import ICA, SDL, STCA

@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import __version__
-from .._io import folder_lock
-from .._owned_files import (
+from .._utils.io import path_exists
+from .._utils.ownership import (
+    folder_lock,
     install,
+    name_some,
     read_record,
     remove_dead_staging,
     staging_folder,
@@ -80,7 +82,7 @@ def top_entry(out_dir):
 def _owned(cwd, node):
     """The files the record of ``cwd`` lists; refuse a record file that is not ours."""
     owned = read_record(cwd / NODE_RECORD)
-    if owned is None and _exists(cwd / NODE_RECORD):
+    if owned is None and path_exists(cwd / NODE_RECORD):
         raise ValueError(
             f"cwd={str(cwd)!r} holds a {NODE_RECORD} file that is not a record of nilearn-stca's "
             f"nodes, which the {node} node would replace: move it away, {_ELSEWHERE}"
@@ -88,16 +90,11 @@ def _owned(cwd, node):
     return owned or set()
 
 
-def _exists(path):
-    return path.exists() or path.is_symlink()
-
-
 def _refuse(cwd, names, node):
     if not names:
         return
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     raise ValueError(
-        f"cwd={str(cwd)!r} already holds {shown}, which the {node} node would replace but no "
-        f"node of nilearn-stca wrote (they are not in its {NODE_RECORD} file): move them "
-        f"away, {_ELSEWHERE}"
+        f"cwd={str(cwd)!r} already holds {name_some(names)}, which the {node} node would "
+        f"replace but no node of nilearn-stca wrote (they are not in its {NODE_RECORD} file): "
+        f"move them away, {_ELSEWHERE}"
     )

@@ -13,7 +13,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from .._mask_grid import mask_grid_params
+from .._utils.mask_grid import mask_grid_params
 from ..evaluation.metrics import STRATEGIES
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from ..methods import METHOD_REGISTRY

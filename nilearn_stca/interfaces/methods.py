@@ -18,8 +18,8 @@ from packaging.version import Version
 from threadpoolctl import threadpool_limits
 
 from .. import __version__
-from .._checks import read_confounds
-from .._mask_grid import mask_grid_params
+from .._utils.checks import read_confounds
+from .._utils.mask_grid import mask_grid_params
 from ..baselines import ICADecomposition, SDLDecomposition
 from ..stca import STCADecomposition
 from ..stca._training import torch_threads

@@ -16,7 +16,7 @@ import nibabel as nib
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from .._checks import repetition_time
+from .._utils.checks import repetition_time
 from ..evaluation.bids import subject_labels
 from ..evaluation.comparison_plan import CONTROLLED_PARAMS, METHODS
 from ..evaluation.metrics import check_strategy

@@ -23,7 +23,7 @@ the metrics and presence states, while the presence scoring and the step import 
 so this package imports none of its modules itself.
 """
 
-from .._lazy import lazy_attributes
+from .._utils.lazy import lazy_attributes
 
 _LAZY = {
     "state_metrics": "metrics",

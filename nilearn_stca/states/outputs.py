@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.utils import Bunch
 from tqdm.auto import tqdm
 
-from .._run_folder import check_run_folder, run_files
+from .._utils.run_folder import check_run_folder, run_files
 from ..evaluation.metrics import check_strategy
 from ..evaluation.templates import DEFAULT_TEMPLATE_THRESHOLD
 from .map_states import fit_checked_map_states

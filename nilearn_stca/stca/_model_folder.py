@@ -7,17 +7,14 @@ loss curve, and the SHA-256 of every other file; ``weights.pt`` the network's CP
 ``mask.nii.gz`` the fitted mask and ``components.nii.gz`` the static maps. Nothing in the
 folder is a pickle, so a folder from elsewhere can be loaded without trusting its author
 to run code on this machine: its parameters are checked as ``fit`` checks them, its files
-against each other, and it never chooses where this machine writes.
+against each other (the manifest: :mod:`~nilearn_stca.stca._model_manifest`), and it never
+chooses where this machine writes.
 """
 
-import errno
-import hashlib
 import io
 import json
 import os
 import pickle
-import shutil
-import stat
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,73 +25,43 @@ import torch
 from nilearn import maskers
 from nilearn.masking import apply_mask
 
-from .. import __version__
-from .._io import atomic_path
+from .._utils.io import atomic_path, carry_over, file_sha256, path_kind
+from ._model_manifest import (
+    DATA_FILES,
+    EDITED,
+    MANIFEST,
+    MODEL_FILES,
+    ModelFolderError,
+    NewerFormatError,
+    check_network_config,
+    check_weights,
+    from_json,
+    manifest_of,
+    paper_block,
+    read_manifest,
+)
 
-MODEL_FORMAT = "nilearn-stca-model"
-#: Version of the folder layout; :func:`read_model_folder` refuses newer ones.
-MODEL_FORMAT_VERSION = 1
-MANIFEST = "estimator.json"
-_DATA_FILES = ("weights.pt", "mask.nii.gz", "components.nii.gz")
-#: The files of a model folder (those its manifest lists, and the manifest): saving again
-#: replaces these and keeps everything else in the folder.
-MODEL_FILES = (MANIFEST, *_DATA_FILES)
+__all__ = [
+    "MANIFEST",
+    "MODEL_FILES",
+    "ModelFolderError",
+    "check_parent_folder",
+    "never_replaced",
+    "read_model_folder",
+    "reported_as",
+    "write_model_folder",
+]
+
 #: Maskers that may be rebuilt from a folder (those ``STCADecomposition`` accepts).
 _MASKERS = ("MultiNiftiMasker", "NiftiMasker")
-#: Parameters that hold objects (a mask image or masker, a joblib Memory, a RandomState):
-#: the folder stores what rebuilds them, or None.
-_OBJECT_PARAMS = ("mask", "memory", "random_state")
 #: Parameters that name a place on the loading machine (joblib's cache folder, whose files
 #: are pickles): a folder from elsewhere must not choose where this machine writes, so they
 #: are reset to None on load, with a warning.
 _LOCAL_PATH_PARAMS = ("memory",)
-#: The estimator's parameters that the network is built from (its ``config``).
-_NETWORK_PARAMS = (
-    "window_length",
-    "n_components",
-    "autoencoder_widths",
-    "decoder",
-    "channel_pooling",
-    "coordinate_channels",
-    "map_activation",
-    "refine_steps",
-    "refine_sparsity",
-)
-#: The end of every refusal of files that disagree: the checksums of the data files held,
-#: so the manifest was edited.
-EDITED = f"{MANIFEST} was edited after saving: save the model again."
-
-
-class ModelFolderError(ValueError):
-    """A model folder that is not one, is damaged, or was written by a newer release."""
-
-
-class _NewerFormatError(ModelFolderError):
-    """A model folder in a format version newer than this release's."""
-
-
-def path_kind(path):
-    """What is at ``path``, not following a final symbolic link: None where nothing is.
-
-    One of "file", "folder", "symbolic link", "device", "named pipe", "socket".
-    """
-    try:
-        mode = os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    kinds = [
-        (stat.S_ISLNK, "symbolic link"),
-        (stat.S_ISREG, "file"),
-        (stat.S_ISDIR, "folder"),
-        (stat.S_ISCHR, "device"),
-        (stat.S_ISBLK, "device"),
-        (stat.S_ISFIFO, "named pipe"),
-    ]
-    return next((kind for test, kind in kinds if test(mode)), "socket")
 
 
 def never_replaced(kind):
-    """Why a save refuses a path that is a ``kind`` (see :func:`path_kind`)."""
+    """Why a save refuses a path that is a ``kind`` (see :func:`~.._utils.io.path_kind`)."""
     through = ", nor writes through one" if kind == "symbolic link" else ""
     return f"a save never replaces a {kind}{through}"
 
@@ -106,53 +73,6 @@ def check_parent_folder(path):
             f"{path.parent} is not an existing folder: create it first, or give another "
             f"path to save the model to."
         )
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _to_json(value, name):
-    """``value`` as JSON (arrays as nested lists, tuples as lists) or a ValueError naming it."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return {"ndarray": value.tolist()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json(item, name) for item in value]
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        return {"dict": {key: _to_json(item, name) for key, item in value.items()}}
-    raise ValueError(
-        f"{name}={value!r} cannot be written to a model folder (JSON): give it a plain "
-        "value, or save with format='pickle'."
-    )
-
-
-def _from_json(value):
-    if isinstance(value, list):
-        return [_from_json(item) for item in value]
-    if isinstance(value, dict) and set(value) == {"ndarray"}:
-        return np.asarray(value["ndarray"])
-    if isinstance(value, dict) and set(value) == {"dict"}:
-        return {key: _from_json(item) for key, item in value["dict"].items()}
-    return value
-
-
-def _object_param(name, value):
-    """What the folder stores for a parameter that may hold an object."""
-    if name == "mask":
-        return None  # the fitted mask is mask.nii.gz, the masker's settings are stored apart
-    if name == "memory":
-        return value if isinstance(value, (str, type(None))) else None
-    if name == "random_state":
-        return value if isinstance(value, (int, np.integer, type(None))) else None
-    return value
 
 
 @contextmanager
@@ -187,11 +107,11 @@ def write_model_folder(estimator, path):
     """
     path = Path(path)
     kept = _entries_to_keep(path)
-    manifest = _manifest(estimator)
+    manifest = manifest_of(estimator)
     with reported_as(path), atomic_path(path, replace_folder=True) as staging:
         staging.mkdir()
         _write_model_files(estimator, manifest, staging)
-        _carry_over(path, staging, kept)
+        carry_over(path, staging, kept)
     return path
 
 
@@ -214,8 +134,8 @@ def _entries_to_keep(path):
     if not entries:
         return []
     try:
-        _read_manifest(path)
-    except _NewerFormatError as error:
+        read_manifest(path)
+    except NewerFormatError as error:
         raise ModelFolderError(
             f"{path} holds a model written by a newer release of nilearn-stca: save to "
             "another path, or upgrade nilearn-stca to replace it."
@@ -229,32 +149,6 @@ def _entries_to_keep(path):
     return [name for name in entries if name not in MODEL_FILES]
 
 
-def _manifest(estimator):
-    """The manifest of ``estimator``, without the checksums of its files."""
-    masker = estimator.masker_
-    masker_params = {
-        key: value
-        for key, value in masker.get_params().items()
-        if key not in ("mask_img", "memory")
-    }
-    return {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_FORMAT_VERSION,
-        "package_version": __version__,
-        "class": type(estimator).__name__,
-        "params": {
-            name: _to_json(_object_param(name, value) if name in _OBJECT_PARAMS else value, name)
-            for name, value in estimator.get_params(deep=False).items()
-        },
-        "masker": {
-            "class": type(masker).__name__,
-            "params": {k: _to_json(v, f"masker parameter {k}") for k, v in masker_params.items()},
-        },
-        "network_config": _to_json(dict(estimator.network_.config), "network configuration"),
-        "loss_curve": [float(loss) for loss in estimator.loss_curve_],
-    }
-
-
 def _write_model_files(estimator, manifest, folder):
     weights = {k: v.detach().cpu() for k, v in estimator.network_.state_dict().items()}
     # Serialised in memory, written by Python: torch's own writer reports a full disk as
@@ -264,34 +158,8 @@ def _write_model_files(estimator, manifest, folder):
     (folder / "weights.pt").write_bytes(buffer.getvalue())
     nib.save(estimator.mask_img_, folder / "mask.nii.gz")
     nib.save(estimator.components_img_, folder / "components.nii.gz")
-    manifest = {**manifest, "sha256": {name: _sha256(folder / name) for name in _DATA_FILES}}
+    manifest = {**manifest, "sha256": {name: file_sha256(folder / name) for name in DATA_FILES}}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
-def _carry_over(old, new, names):
-    """Put the entries ``names`` of the folder ``old`` into ``new``, leaving ``old`` whole.
-
-    Files are hard-linked (the same file under two names, so nothing is copied and the
-    user's file is untouched), or copied where the file system has no hard links; folders
-    are made anew with their files linked; symbolic links are made anew.
-    """
-    for name in names:
-        source, target = old / name, new / name
-        if source.is_symlink():
-            os.symlink(os.readlink(source), target)
-        elif source.is_dir():
-            shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(source, target)
-
-
-def _link_or_copy(source, target):
-    try:
-        os.link(source, target)
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            raise
-        shutil.copy2(source, target)
 
 
 def read_model_folder(path, cls):
@@ -305,7 +173,7 @@ def read_model_folder(path, cls):
     a warning: the folder does not choose where this machine writes.
     """
     path = Path(path)
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     if manifest.get("class") != cls.__name__:
         raise ModelFolderError(
             f"{path} holds a {manifest.get('class')}, not a {cls.__name__}: load it with "
@@ -314,10 +182,10 @@ def read_model_folder(path, cls):
     recorded = manifest.get("sha256")
     if not isinstance(recorded, dict):
         raise ModelFolderError(f"{path}/{MANIFEST} has no checksums: the folder is damaged.")
-    for name in _DATA_FILES:
+    for name in DATA_FILES:
         if not (path / name).is_file():
             raise ModelFolderError(f"{path} lacks {name}: the folder is incomplete.")
-        if _sha256(path / name) != recorded.get(name):
+        if file_sha256(path / name) != recorded.get(name):
             raise ModelFolderError(
                 f"{path}/{name} does not match the checksum in {MANIFEST}: the file was "
                 "truncated or changed after it was written. Save the model again."
@@ -328,31 +196,6 @@ def read_model_folder(path, cls):
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
         raise ModelFolderError(f"{path} cannot be read as a model: {error}") from error
-
-
-def _read_manifest(path):
-    manifest_file = path / MANIFEST
-    if not manifest_file.is_file():
-        raise ModelFolderError(f"{path} is not a model folder: it has no {MANIFEST}.")
-    try:
-        manifest = json.loads(manifest_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFolderError(
-            f"{manifest_file} is not valid JSON ({error}): the folder is damaged."
-        ) from error
-    if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
-        raise ModelFolderError(f"{path} is not a nilearn-stca model folder.")
-    version = manifest.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ModelFolderError(
-            f"{path}/{MANIFEST} has no valid format_version ({version!r}): the folder is damaged."
-        )
-    if version > MODEL_FORMAT_VERSION:
-        raise _NewerFormatError(
-            f"{path} has model format version {version!r}; this release reads versions up to "
-            f"{MODEL_FORMAT_VERSION}: upgrade nilearn-stca to load it."
-        )
-    return manifest
 
 
 def _build(path, manifest, cls):
@@ -383,16 +226,16 @@ def _build_masker(manifest, mask_img, manifest_file):
     masker_spec = manifest["masker"]
     if masker_spec["class"] not in _MASKERS:
         raise ValueError(f"unknown masker class {masker_spec['class']!r}")
-    masker_params = {k: _from_json(v) for k, v in masker_spec["params"].items()}
+    masker_params = {k: from_json(v) for k, v in masker_spec["params"].items()}
     _reset_local_paths(masker_params, "masker parameter ", manifest_file)
     return getattr(maskers, masker_spec["class"])(mask_img=mask_img, **masker_params).fit()
 
 
 def _build_estimator(manifest, mask_img, cls, manifest_file):
-    params = {k: _from_json(v) for k, v in manifest["params"].items()}
+    params = {k: from_json(v) for k, v in manifest["params"].items()}
     if "decoder" in params:
         # Written before the levers on the paper's block existed: its network had none.
-        params = {**_paper_block(), **params}
+        params = {**paper_block(), **params}
     unknown = sorted(set(params) - set(cls._get_param_names()))
     if unknown:
         raise ModelFolderError(
@@ -456,75 +299,15 @@ def _build_network(path, manifest, estimator):
     from .network import STCANetwork
 
     manifest_file = path / MANIFEST
-    config = _from_json(manifest["network_config"])
+    config = from_json(manifest["network_config"])
     if isinstance(config, dict):
-        config = {**_paper_block(), **config}
-    _check_network_config(config, estimator, manifest_file)
+        config = {**paper_block(), **config}
+    check_network_config(config, estimator, manifest_file)
     network = STCANetwork(**config)
     weights = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
-    _check_weights(weights, network, path / "weights.pt", manifest_file)
+    check_weights(weights, network, path / "weights.pt", manifest_file)
     network.load_state_dict(weights)
     return network
-
-
-def _check_network_config(config, estimator, manifest_file):
-    """Refuse a ``network_config`` that is not the one the estimator's parameters give."""
-    if not isinstance(config, dict):
-        raise ModelFolderError(
-            f"{manifest_file}: network_config is not a mapping of the network's settings. {EDITED}"
-        )
-    missing = [name for name in _NETWORK_PARAMS if name not in config]
-    unknown = sorted(set(config) - set(_NETWORK_PARAMS))
-    if missing or unknown:
-        what = f"lacks {missing[0]}" if missing else f"has {unknown[0]}, which no network takes"
-        raise ModelFolderError(f"{manifest_file}: network_config {what}. {EDITED}")
-    for name in _NETWORK_PARAMS:
-        in_network, in_params = config[name], getattr(estimator, name)
-        if name == "autoencoder_widths":
-            in_network, in_params = _as_tuple(in_network), _as_tuple(in_params)
-        if in_network != in_params:
-            raise ModelFolderError(
-                f"{manifest_file} gives {name}={in_params!r} but its network_config, like "
-                f"weights.pt, has {name}={in_network!r}. {EDITED}"
-            )
-
-
-def _paper_block():
-    """The block's lever settings of a model saved before they existed."""
-    from .network import PAPER_BLOCK
-
-    return dict(PAPER_BLOCK)
-
-
-def _as_tuple(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else value
-
-
-def _check_weights(weights, network, weights_file, manifest_file):
-    """Refuse, in one line, weights that are not those of ``network`` (name and shape)."""
-    if not isinstance(weights, dict) or not all(
-        isinstance(value, torch.Tensor) for value in weights.values()
-    ):
-        raise ModelFolderError(f"{weights_file} does not hold a network's weights.")
-    expected = {name: tuple(value.shape) for name, value in network.state_dict().items()}
-    problems = [f"{name} is missing" for name in expected if name not in weights]
-    problems += [
-        f"it has {name}, which the network lacks" for name in weights if name not in expected
-    ]
-    problems += [
-        f"{name} has shape {tuple(weights[name].shape)}, the network's is {shape}"
-        for name, shape in expected.items()
-        if name in weights and tuple(weights[name].shape) != shape
-    ]
-    if problems:
-        raise ModelFolderError(
-            f"{weights_file} does not fit the network {manifest_file} describes "
-            f"({_describe(network.config)}): {problems[0]}. {EDITED}"
-        )
-
-
-def _describe(config):
-    return ", ".join(f"{name}={value!r}" for name, value in config.items())
 
 
 def _read_components(path, estimator):

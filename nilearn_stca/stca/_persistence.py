@@ -10,11 +10,10 @@ from pathlib import Path
 
 from sklearn.utils.validation import check_is_fitted
 
-from .._io import atomic_path
+from .._utils.io import atomic_path, path_kind
 from ._model_folder import (
     check_parent_folder,
     never_replaced,
-    path_kind,
     read_model_folder,
     reported_as,
     write_model_folder,

@@ -9,8 +9,6 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from .._base import DEFAULT_FBN_THRESHOLD, BaseWindowedDecomposition
-from .._checks import check_fbn_threshold, load_runs_for_fit, mask_run, resolve_device
-from .._docs import fill_doc
 from .._param_rules import (
     MASKER_RULES,
     WINDOW_RULES,
@@ -21,6 +19,8 @@ from .._param_rules import (
     number,
     one_of,
 )
+from .._utils.checks import check_fbn_threshold, load_runs_for_fit, mask_run, resolve_device
+from .._utils.docs import fill_doc
 from ..maps import zscore_maps
 from ..windows import window_starts
 from ._grid import BrainBox

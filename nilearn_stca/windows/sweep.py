@@ -30,9 +30,9 @@ from nilearn.image import load_img
 from nilearn.maskers import NiftiMasker
 from sklearn.utils.validation import check_is_fitted
 
-from .._checks import check_fbn_threshold
-from .._io import atomic_path
 from .._param_rules import check_stride
+from .._utils.checks import check_fbn_threshold
+from .._utils.io import atomic_path
 from ..maps import threshold_fbn_img
 from .starts import window_starts
 

@@ -5,7 +5,14 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._io import atomic_paths, folder_lock, left_by_a_stopped_writer
+from .io import atomic_paths
+from .ownership import (
+    folder_lock,
+    foreign_entries,
+    name_some,
+    refuse_a_file,
+    removed_if_left_empty,
+)
 
 
 def check_run_folder(out_dir, record, settings):
@@ -19,8 +26,7 @@ def check_run_folder(out_dir, record, settings):
     settings : dict
         This run's settings (JSON types): the same settings may write the folder again.
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"out_dir={str(out_dir)!r} is a file: give a folder.")
+    refuse_a_file(out_dir)
     if (out_dir / record).is_file():
         try:
             previous = json.loads((out_dir / record).read_text()).get("settings")
@@ -37,14 +43,12 @@ def check_run_folder(out_dir, record, settings):
     # Without its record a folder is not ours: any entry but what a stopped run leaves (its
     # lock, the temporary files of its first files) may be the user's, whatever its name
     # (e.g. a figure named as a method's would be overwritten).
-    foreign = sorted(
-        entry.name for entry in out_dir.iterdir() if not left_by_a_stopped_writer(entry.name)
-    )
+    foreign = foreign_entries(out_dir)
     if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if foreign[5:] else "")
         raise ValueError(
-            f"out_dir={str(out_dir)!r} holds files this step did not write ({shown}; there is "
-            f"no {record}): choose a new or empty folder, so that none of them is overwritten."
+            f"out_dir={str(out_dir)!r} holds files this step did not write ({name_some(foreign)}; "
+            f"there is no {record}): choose a new or empty folder, so that none of them is "
+            "overwritten."
         )
 
 
@@ -52,25 +56,23 @@ def check_run_folder(out_dir, record, settings):
 def run_files(out_dir, record, settings, what):
     """Yield ``stage``: ``stage(name)`` is a temporary path for ``out_dir / name``.
 
-    ``out_dir`` is created, locked (:func:`~nilearn_stca._io.folder_lock`) and checked
+    ``out_dir`` is created, locked (:func:`~.ownership.folder_lock`) and checked
     again (:func:`check_run_folder`); every staged file is renamed when the block succeeds,
     the first staged last (stage ``record`` first). If the block fails, no file is renamed
     and an ``out_dir`` created for nothing is removed. ``stage.files`` maps each name staged
     to its final path.
     """
     out_dir = Path(out_dir)
-    created = not out_dir.exists()
-    try:
-        with folder_lock(out_dir, what, name="out_dir"), atomic_paths() as stage_file:
-            check_run_folder(out_dir, record, settings)
+    with (
+        removed_if_left_empty(out_dir),
+        folder_lock(out_dir, what, name="out_dir"),
+        atomic_paths() as stage_file,
+    ):
+        check_run_folder(out_dir, record, settings)
 
-            def stage(name):
-                stage.files[name] = out_dir / name
-                return stage_file(out_dir / name)
+        def stage(name):
+            stage.files[name] = out_dir / name
+            return stage_file(out_dir / name)
 
-            stage.files = {}
-            yield stage
-    except BaseException:
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
+        stage.files = {}
+        yield stage
