@@ -64,6 +64,26 @@ MOVED = {
         "sweep_presence and STATES_FILE from nilearn_stca.states; this path will be removed in "
         "the next release.",
     ),
+    "nilearn_stca.sweep": Moved(
+        "nilearn_stca.windows.sweep",
+        (
+            "FORMAT",
+            "VERSION",
+            "WindowSweep",
+            "check_method_name",
+            "load_window_sweep",
+            "write_window_sweep",
+        ),
+        "nilearn_stca.sweep moved to nilearn_stca.windows.sweep (write_window_sweep, "
+        "load_window_sweep and WindowSweep are also in nilearn_stca); this path will be "
+        "removed in the next release.",
+    ),
+    "nilearn_stca.stability": Moved(
+        "nilearn_stca.evaluation.stability",
+        ("STABILITY_FILE", "STABILITY_FILES", "stability", "write_stability"),
+        "nilearn_stca.stability moved to nilearn_stca.evaluation.stability; this path will be "
+        "removed in the next release.",
+    ),
     "nilearn_stca.workflows": Moved(
         "nilearn_stca.interfaces.workflows",
         ("METHOD_INTERFACES", "init_comparison_wf"),

@@ -411,9 +411,8 @@ def test_bad_alpha_is_named(alpha, error, match, tiny_run):
 
 def test_score_is_nilearns_definition(sim):
     # The same maps scored by nilearn's CanICA.score and by this package's score agree.
-    from nilearn_stca._utils.checks import mask_run
-
     from nilearn_stca._base import explained_variance
+    from nilearn_stca._utils.checks import mask_run
 
     img = sim.func[0]
     with warnings.catch_warnings():

@@ -357,7 +357,11 @@ def _refused_by_fit(**params):
 
 
 EDITED = "estimator.json was edited after saving: save the model again."
-NETWORK = "window_length=10, n_components=5, autoencoder_widths=(4, 4, 8, 8), decoder='regression'"
+NETWORK = (
+    "window_length=10, n_components=5, autoencoder_widths=(4, 4, 8, 8), decoder='regression', "
+    "channel_pooling='mean', coordinate_channels=False, map_activation='sigmoid', "
+    "refine_steps=0, refine_sparsity=0.3"
+)
 
 REFUSED_LOADS = {
     "n_components 5 with weights for 3": (
