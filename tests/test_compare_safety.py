@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nilearn_stca._utils import ownership
+from nilearn_stca._utils import lock as locks
 from nilearn_stca._utils.io import atomic_path
 from nilearn_stca._utils.ownership import FolderLockedError, folder_lock
 from nilearn_stca.baselines import SDLDecomposition
@@ -90,7 +90,7 @@ def _snapshot(folder):
 
 def _write_lock(folder, pid):
     record = {"pid": pid, "hostname": socket.gethostname(), "started": "2024-01-01T00:00:00"}
-    (folder / ownership.LOCK_FILE).write_text(json.dumps(record))
+    (folder / locks.LOCK_FILE).write_text(json.dumps(record))
 
 
 @pytest.fixture
@@ -181,8 +181,8 @@ def test_folder_lock_leaves_a_lock_it_no_longer_owns(tmp_path):
 
 
 def test_unreadable_or_foreign_lock_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(ownership.time, "sleep", lambda seconds: None)
-    lock = tmp_path / ownership.LOCK_FILE
+    monkeypatch.setattr(locks.time, "sleep", lambda seconds: None)
+    lock = tmp_path / locks.LOCK_FILE
     lock.write_text("")
     with pytest.raises(FolderLockedError, match="unreadable lock file"):
         with folder_lock(tmp_path, "compare run"):
@@ -195,35 +195,35 @@ def test_unreadable_or_foreign_lock_is_refused(tmp_path, monkeypatch):
 
 
 def test_a_stale_lock_is_removed_by_one_process_only_while_it_is_stale(tmp_path, monkeypatch):
-    lock = tmp_path / ownership.LOCK_FILE
+    lock = tmp_path / locks.LOCK_FILE
     stale = {"pid": 10, "hostname": socket.gethostname(), "token": "stale"}
     taken = {"pid": 11, "hostname": socket.gethostname(), "token": "taken"}
     lock.write_text(json.dumps(taken))
-    assert not ownership._break_stale_lock(lock, stale)  # replaced since it was read as stale
+    assert not locks._break_stale_lock(lock, stale)  # replaced since it was read as stale
     assert json.loads(lock.read_text()) == taken
 
     lock.write_text(json.dumps(stale))
-    read_lock = ownership._read_lock
+    read_lock = locks._read_lock
     rivals = []
 
     def read_while_a_rival_tries(path):
         # A second process taking the same stale lock over at this very moment.
-        rivals.append(ownership._break_stale_lock(lock, stale))
+        rivals.append(locks._break_stale_lock(lock, stale))
         return read_lock(path)
 
-    monkeypatch.setattr(ownership, "_read_lock", read_while_a_rival_tries)
-    assert ownership._break_stale_lock(lock, stale)
+    monkeypatch.setattr(locks, "_read_lock", read_while_a_rival_tries)
+    assert locks._break_stale_lock(lock, stale)
     assert rivals == [False]
     assert list(tmp_path.iterdir()) == []
 
 
 #: The folder above the tested package, for the processes that hold a lock against this one.
-PACKAGE_PARENT = str(Path(ownership.__file__).parents[2])
+PACKAGE_PARENT = str(Path(locks.__file__).parents[2])
 
 _CONTENDER = """
 import importlib, json, sys, time
 sys.path.insert(0, sys.argv[1])  # the tested checkout's package, not an installed one
-io = importlib.import_module("nilearn_stca._utils.ownership")
+io = importlib.import_module("nilearn_stca._utils.lock")
 alive = io._holder_alive
 # Every racer reads the stale lock, then all act on it together.
 io._holder_alive = lambda record: time.sleep(0.3) or alive(record)
@@ -269,7 +269,7 @@ def test_processes_racing_for_a_stale_lock_never_hold_it_together(tmp_path, dead
 # ---------------------------------------------------------------------- compare
 def test_clean_run_releases_its_lock_and_checksums_every_cell(clean):
     results, out_dir = clean
-    assert not (out_dir / ownership.LOCK_FILE).exists()
+    assert not (out_dir / locks.LOCK_FILE).exists()
     assert len(results) == 2 * N_ROWS
     for subject in ("sub-01", "sub-02"):
         checksum = json.loads((out_dir / "checksums" / f"{subject}_sdl.json").read_text())
@@ -278,7 +278,7 @@ def test_clean_run_releases_its_lock_and_checksums_every_cell(clean):
 
 
 def test_interrupted_run_releases_its_lock(interrupted):
-    assert not (interrupted / ownership.LOCK_FILE).exists()
+    assert not (interrupted / locks.LOCK_FILE).exists()
     assert sorted(p.name for p in (interrupted / "cells").iterdir()) == [
         "sub-01_sdl.csv",
         "sub-02_sdl.csv.partial",
@@ -326,7 +326,7 @@ def test_stale_lock_is_taken_over_with_a_warning(sim, clean, interrupted, tmp_pa
     results, caught = _compare(sim, out_dir)
     assert len(caught) == 1
     assert f"pid {dead_pid}" in caught[0] and "no longer runs" in caught[0]
-    assert not (out_dir / ownership.LOCK_FILE).exists()
+    assert not (out_dir / locks.LOCK_FILE).exists()
     assert not list(out_dir.glob(".lock*"))
     pd.testing.assert_frame_equal(results[SCORES], clean[0][SCORES])
 
@@ -340,7 +340,7 @@ def test_lock_is_released_after_an_error_in_a_cell(sim, clean, tmp_path, monkeyp
     monkeypatch.setattr(compare_module, "_run_cell", broken)
     with pytest.raises(RuntimeError, match="cell failed"):
         _compare(sim, out_dir)
-    assert not (out_dir / ownership.LOCK_FILE).exists()
+    assert not (out_dir / locks.LOCK_FILE).exists()
     monkeypatch.undo()
     results, _ = _compare(sim, out_dir)
     pd.testing.assert_frame_equal(results[SCORES], clean[0][SCORES])
