@@ -70,11 +70,8 @@ def test_attention_logits_and_fbns_equal_the_direct_ones(setting):
     assert threshold_maps(zscore_maps(results["direct"][0]), 1.5).any()
 
 
-@pytest.mark.parametrize("decoder", ["autoencoder", "regression"])
-def test_training_gradients_equal_the_direct_ones(setting, decoder):
-    network, box, run = setting
-    network = STCANetwork(**{**network.config, "decoder": decoder}).double()
-    network.load_state_dict(setting[0].state_dict(), strict=decoder == "autoencoder")
+def _assert_training_agrees(network, box, run):
+    """The loss and every gradient of a float64 ``network`` agree between the two paths."""
     grid = SpectralGrid(box, radius=3)
     grid.mask = grid.mask.double()
     mask = box.mask_tensor(dtype=torch.float64)
@@ -94,6 +91,14 @@ def test_training_gradients_equal_the_direct_ones(setting, decoder):
     for name, gradient in direct.items():
         scale = max(1.0, float(gradient.abs().max()))
         assert float((fft[name] - gradient).abs().max()) <= 1e-8 * scale, name
+
+
+@pytest.mark.parametrize("decoder", ["autoencoder", "regression"])
+def test_training_gradients_equal_the_direct_ones(setting, decoder):
+    network, box, run = setting
+    network = STCANetwork(**{**network.config, "decoder": decoder}).double()
+    network.load_state_dict(setting[0].state_dict(), strict=decoder == "autoencoder")
+    _assert_training_agrees(network, box, run)
 
 
 LEVERS = {
@@ -117,24 +122,7 @@ def test_levers_give_the_direct_path_numbers(setting, lever):
     torch.manual_seed(1)
     config = {"window_length": 12, "n_components": 8, "decoder": "regression"}
     network = STCANetwork(**config, **LEVERS[lever]).double()
-    grid = SpectralGrid(box, radius=3)
-    grid.mask = grid.mask.double()
-    mask = box.mask_tensor(dtype=torch.float64)
-    windows = box.to_box(torch.from_numpy(run[None, 3:15]).double())
-
-    def gradients(forward):
-        network.zero_grad()
-        reconstruction, sa = forward()
-        loss = (((reconstruction - windows) ** 2) * mask).sum() + sa.square().sum()
-        loss.backward()
-        return float(loss.detach()), {k: p.grad.clone() for k, p in network.named_parameters()}
-
-    loss_direct, direct = gradients(lambda: network(windows, mask))
-    loss_fft, fft = gradients(lambda: grid.forward(network, windows))
-    assert loss_fft == pytest.approx(loss_direct, rel=1e-10)
-    for name, gradient in direct.items():
-        scale = max(1.0, float(gradient.abs().max()))
-        assert float((fft[name] - gradient).abs().max()) <= 1e-8 * scale, name
+    _assert_training_agrees(network, box, run)
     # The FBN maps of both paths, in float64: the refinement's least squares and thresholds
     # amplify float32 rounding (up to 3e-3 relative measured with every lever), which would
     # hide a real difference.
